@@ -13,11 +13,19 @@ from typing import Protocol
 
 
 class KeyValueStore(Protocol):
+    """A sorted bytes-to-bytes map with atomic batched writes.
+
+    Implementations: ``state.memory.InMemoryStore`` and ``state.rocksdb.RocksDBStore``. Both give
+    identical results for the same sequence of operations; the test-suite checks this.
+    """
+
     name: str
 
     def get(self, key: bytes) -> bytes | None: ...
 
-    def range(self, start: bytes | None = None, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+    def range(
+        self, start: bytes | None = None, end: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
         """Entries with ``start <= key < end`` in key order (``None`` means unbounded)."""
 
     def write_batch(
@@ -27,6 +35,9 @@ class KeyValueStore(Protocol):
 
     def changelog_offset(self) -> int | None:
         """The changelog offset stored with the data: restore resumes after it."""
+
+    def items(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every entry in key order (same as ``range()`` with no bounds)."""
 
     def approximate_num_entries(self) -> int: ...
 

@@ -7,6 +7,7 @@ Every module in this package adds its commands to :data:`app` on import (``broke
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 
 import typer
@@ -26,5 +27,7 @@ def _load_commands() -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    # aiokafka logs each failed connection attempt; commands report one line instead.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     _load_commands()
     app()

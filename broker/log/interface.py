@@ -94,7 +94,12 @@ class LogManager(Protocol):
     def topics(self) -> Mapping[str, TopicInfo]: ...
 
     def create_topic(
-        self, name: str, num_partitions: int, configs: Mapping[str, str], *, validate_only: bool = False
+        self,
+        name: str,
+        num_partitions: int,
+        configs: Mapping[str, str],
+        *,
+        validate_only: bool = False,
     ) -> TopicInfo: ...
 
     def delete_topic(self, name: str) -> None: ...

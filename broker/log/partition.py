@@ -1,0 +1,547 @@
+"""One partition's log: a directory ``<topic>-<partition>/`` of segments.
+
+Append path (no per-record work unless the topic is compacted): parse each batch header,
+check size and CRC-32C, patch base offset and leader epoch in place (and, for
+LogAppendTime topics, the timestamp and CRC), then one ``write`` of the whole request to
+the active segment. Read path: locate the batch holding the offset through the sparse
+index, then one ``pread`` per segment of whole batches.
+
+Durability follows Kafka's topic configs:
+
+* default (``flush.messages`` and ``flush.ms`` unset): no forced fsync; the OS writes
+  pages back. A process crash loses nothing; a machine crash may lose the last seconds.
+* ``flush.messages=N``: fsync after every N appended messages. ``flush.messages=1``
+  means *durable*: ``append`` returns only after the data reached the disk.
+* ``flush.ms=T``: :meth:`maintain` fsyncs when the oldest unflushed data is T ms old.
+
+Recovery: ``close`` writes a clean-shutdown marker; without it, opening rescans every
+segment from the last flushed one (the recovery point), checks each batch's length and
+CRC, truncates a torn or corrupt tail (logged) and rebuilds that segment's indexes.
+``log_start_offset``, the recovery point and the cleaner's progress live in a small
+checkpoint file written atomically, so they survive restarts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import struct
+import threading
+from bisect import bisect_right
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from crc32c import crc32c
+
+from broker.errors import ErrorCode, KafkaError
+from broker.log.interface import AppendInfo
+from broker.log.records import (
+    ATTRIBUTES_OFFSET,
+    CONTROL_BIT,
+    LOG_OVERHEAD,
+    BatchHeader,
+    RawHeader,
+    check_crc,
+    decode_records,
+    iter_keys,
+    set_log_append_time,
+    split_batches,
+)
+from broker.log.segment import Segment
+from broker.log.topic_config import LONG_MAX, TopicConfig
+
+__all__ = ["CHECKPOINT_FILE", "CLEAN_SHUTDOWN_FILE", "Partition"]
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "partition.checkpoint"
+CLEAN_SHUTDOWN_FILE = ".clean_shutdown"
+_MAX_RELATIVE = 2**31 - 1
+_INDEX_ENTRY_BYTES = 8
+
+
+_pack_offset_epoch = struct.Struct(">qii").pack_into
+"""baseOffset, batchLength (rewritten unchanged), partitionLeaderEpoch: one call per batch."""
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write via a temporary file, fsync, rename: a reader sees the old or the new file."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class Partition:
+    """The file-backed :class:`~broker.log.interface.PartitionLog`."""
+
+    def __init__(
+        self,
+        directory: Path,
+        topic: str,
+        partition: int,
+        config: TopicConfig,
+        *,
+        now_ms: int = 0,
+        notify: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.directory = directory
+        self.config = config
+        self.leader_epoch = 0
+        """Written into each appended batch's partitionLeaderEpoch, as a Kafka leader does."""
+        self.notify = notify
+        """Called with (topic, partition) after each successful append."""
+        self.caller_syncs_durable = False
+        """True when the caller fsyncs ``flush.messages=1`` appends itself (group commit):
+        ``append`` then skips its own fsync for them and the caller must call :meth:`flush`
+        before acknowledging."""
+        self.lock = threading.RLock()
+        self.segments: list[Segment] = []
+        self._bases: list[int] = []
+        self._unflushed_messages = 0
+        self._last_flush_ms = now_ms
+        self.cleaner_offset = 0
+        """First offset the cleaner has not compacted yet (the dirty section's start)."""
+        self.cleaned_ms: dict[int, int] = {}
+        """Segment base offset → when the cleaner first rewrote it (tombstone clock)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        self._open()
+
+    # --- open / recovery -------------------------------------------------------------
+
+    def _open(self) -> None:
+        d = self.directory
+        marker = d / CLEAN_SHUTDOWN_FILE
+        clean = marker.exists()
+        state = self._read_checkpoint()
+        recovery_point = int(state.get("recovery_point", 0))
+        self.cleaner_offset = int(state.get("cleaner_offset", 0))
+        self.cleaned_ms = {int(k): int(v) for k, v in state.get("cleaned_ms", {}).items()}
+        for tmp in d.glob("*.cleaned"):
+            tmp.unlink()
+        must_recover: set[int] = set()
+        for swap in d.glob("*.log.swap"):
+            base = int(swap.name.split(".")[0])
+            for ext in (".index", ".timeindex"):
+                (d / f"{swap.name.split('.')[0]}{ext}").unlink(missing_ok=True)
+            os.replace(swap, d / f"{swap.name.split('.')[0]}.log")
+            must_recover.add(base)
+        bases = sorted(int(p.name.split(".")[0]) for p in d.glob("*.log"))
+        if not bases:
+            bases = [int(state.get("log_start_offset", 0))]
+        truncated = False
+        for i, base in enumerate(bases):
+            if truncated:
+                log.warning("%s: deleting segment %d after a truncated one", d, base)
+                Segment(d, base, 1).delete()
+                continue
+            nxt = bases[i + 1] if i + 1 < len(bases) else None
+            recover = base in must_recover or (not clean and (nxt is None or nxt > recovery_point))
+            seg = Segment(d, base, self.config.index_interval_bytes)
+            if recover or not (seg.offset_index.load() and seg.time_index.load()):
+                if seg.recover():
+                    truncated = True
+            elif not seg.load_tail():
+                log.warning("%s: segment %d is damaged despite a clean shutdown", d, base)
+                if seg.recover():
+                    truncated = True
+            self.segments.append(seg)
+        self._bases = [s.base_offset for s in self.segments]
+        if self.segments[-1].size:
+            self.segments[-1].created_ms = self._last_flush_ms  # the open time, as in Kafka
+        if clean:
+            marker.unlink()
+        self._log_start_offset = min(
+            max(int(state.get("log_start_offset", 0)), self.segments[0].base_offset),
+            self.log_end_offset,
+        )
+        if self.cleaner_offset < self._log_start_offset:
+            self.cleaner_offset = self._log_start_offset
+        self.write_checkpoint()
+
+    def _read_checkpoint(self) -> dict[str, Any]:
+        path = self.directory / CHECKPOINT_FILE
+        try:
+            data: dict[str, Any] = json.loads(path.read_bytes())
+            return data
+        except FileNotFoundError:
+            return {}
+        except ValueError:
+            log.warning("%s: unreadable checkpoint, recovering all segments", path)
+            return {"recovery_point": 0}
+
+    def write_checkpoint(self, recovery_point: int | None = None) -> None:
+        if recovery_point is None:
+            recovery_point = self.segments[-1].base_offset
+        state = {
+            "log_start_offset": self._log_start_offset,
+            "recovery_point": recovery_point,
+            "cleaner_offset": self.cleaner_offset,
+            "cleaned_ms": {str(k): v for k, v in self.cleaned_ms.items()},
+        }
+        write_atomically(self.directory / CHECKPOINT_FILE, json.dumps(state).encode())
+
+    # --- offsets ---------------------------------------------------------------------
+
+    @property
+    def log_start_offset(self) -> int:
+        return self._log_start_offset
+
+    @property
+    def log_end_offset(self) -> int:
+        return self.segments[-1].next_offset
+
+    @property
+    def last_stable_offset(self) -> int:
+        return self.log_end_offset
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(s.size for s in self.segments)
+
+    @property
+    def active(self) -> Segment:
+        return self.segments[-1]
+
+    # --- append ----------------------------------------------------------------------
+
+    def append(self, records: bytes, *, now_ms: int) -> AppendInfo:
+        cfg = self.config
+        buf = bytearray(records)
+        batches = split_batches(buf)
+        mv = memoryview(buf)
+        count = 0
+        max_size = cfg.max_message_bytes
+        check_ts = not cfg.log_append_time and self._timestamp_limits_set
+        for pos, h in batches:
+            size = h[1] + LOG_OVERHEAD
+            if size > max_size:
+                raise KafkaError(
+                    ErrorCode.message_too_large,
+                    f"record batch of {size} bytes exceeds max.message.bytes "
+                    f"{max_size} of {self.topic}-{self.partition}",
+                )
+            if crc32c(mv[pos + ATTRIBUTES_OFFSET : pos + size]) != h[4]:
+                check_crc(mv, pos, BatchHeader._make(h))  # raises with the details
+            if check_ts:
+                self._check_timestamps(BatchHeader._make(h), now_ms)
+            if cfg.compact and not h[5] & CONTROL_BIT:
+                for key in iter_keys(mv[pos : pos + size]):
+                    if key is None:
+                        raise KafkaError(
+                            ErrorCode(87),
+                            f"compacted topic {self.topic} requires a key on every record "
+                            f"(partition {self.partition})",
+                        )
+            count += h[12]
+        log_append_ms = now_ms if cfg.log_append_time else -1
+        with self.lock:
+            seg = self._maybe_roll(len(buf), batches, now_ms)
+            offset = self.log_end_offset
+            first = offset
+            epoch = self.leader_epoch
+            entries: list[tuple[int, int, int, int]] = []
+            for pos, h in batches:
+                _pack_offset_epoch(buf, pos, offset, h[1], epoch)
+                if cfg.log_append_time:
+                    set_log_append_time(buf, pos, BatchHeader._make(h), now_ms)
+                    entries.append((pos, offset, now_ms, h[1] + LOG_OVERHEAD))
+                else:
+                    entries.append((pos, offset, h[8], h[1] + LOG_OVERHEAD))
+                offset += h[6] + 1
+            if seg.created_ms < 0:
+                seg.created_ms = now_ms
+            seg.append(buf, entries, offset)
+            self._unflushed_messages += count
+            must_flush = self._unflushed_messages >= cfg.flush_messages and not (
+                self.caller_syncs_durable and cfg.flush_messages == 1
+            )
+            info = AppendInfo(
+                base_offset=first,
+                last_offset=offset - 1,
+                log_append_time_ms=log_append_ms,
+                log_start_offset=self._log_start_offset,
+                record_count=count,
+            )
+        if must_flush:
+            self.flush(now_ms)
+        if self.notify is not None:
+            self.notify(self.topic, self.partition)
+        return info
+
+    @property
+    def _timestamp_limits_set(self) -> bool:
+        cfg = self.config
+        return (
+            cfg.timestamp_difference_max_ms != LONG_MAX
+            or cfg.timestamp_before_max_ms != LONG_MAX
+            or cfg.timestamp_after_max_ms != LONG_MAX
+        )
+
+    def _check_timestamps(self, h: BatchHeader, now_ms: int) -> None:
+        cfg = self.config
+        before = min(cfg.timestamp_difference_max_ms, cfg.timestamp_before_max_ms)
+        after = min(cfg.timestamp_difference_max_ms, cfg.timestamp_after_max_ms)
+        if before == LONG_MAX and after == LONG_MAX:
+            return
+        for ts in (h.base_timestamp, h.max_timestamp):
+            if now_ms - ts > before or ts - now_ms > after:
+                raise KafkaError(
+                    ErrorCode.invalid_timestamp,
+                    f"timestamp {ts} of batch for {self.topic}-{self.partition} is too far "
+                    f"from the broker's time {now_ms} (message.timestamp.*.max.ms)",
+                )
+
+    def _maybe_roll(self, size: int, batches: list[tuple[int, RawHeader]], now_ms: int) -> Segment:
+        seg = self.segments[-1]
+        if seg.size == 0:
+            return seg
+        cfg = self.config
+        last = self.log_end_offset + sum(h[6] + 1 for _p, h in batches) - 1
+        msg_ts = now_ms if cfg.log_append_time else max(h[8] for _p, h in batches)
+        if (
+            seg.size + size > cfg.segment_bytes
+            or self._time_to_roll(seg, now_ms, msg_ts)
+            or last - seg.base_offset > _MAX_RELATIVE
+            or (len(seg.offset_index) + 1) * _INDEX_ENTRY_BYTES >= self.config.segment_index_bytes
+        ):
+            return self.roll(now_ms)
+        return seg
+
+    def _time_to_roll(self, seg: Segment, now_ms: int, msg_ts: int | None) -> bool:
+        """``segment.ms`` as in Kafka: on append, the incoming batch's timestamp minus the
+        first batch's (so replaying old data does not roll on every append); without an
+        append (:meth:`maintain_roll`), the wall-clock age of the segment."""
+        if seg.size == 0:
+            return False
+        if msg_ts is not None and seg.rolling_base_ms >= 0:
+            waited = msg_ts - seg.rolling_base_ms
+        else:
+            waited = now_ms - (seg.created_ms if seg.created_ms >= 0 else now_ms)
+        return waited > self.config.segment_ms - self.config.segment_jitter_ms
+
+    def roll(self, now_ms: int = 0) -> Segment:
+        """Close the active segment (fsync'd, so recovery never rescans it) and start one."""
+        with self.lock:
+            old = self.segments[-1]
+            if old.size == 0:
+                return old
+            old.seal()
+            self._unflushed_messages = 0
+            self._last_flush_ms = now_ms
+            seg = Segment(self.directory, self.log_end_offset, self.config.index_interval_bytes)
+            self.segments.append(seg)
+            self._bases.append(seg.base_offset)
+            self.write_checkpoint(recovery_point=seg.base_offset)
+            return seg
+
+    # --- read ------------------------------------------------------------------------
+
+    def read(self, offset: int, max_bytes: int, *, upper_bound: int | None = None) -> bytes:
+        with self.lock:
+            end_offset = self.log_end_offset
+            if offset < self._log_start_offset or offset > end_offset:
+                raise KafkaError(
+                    ErrorCode.offset_out_of_range,
+                    f"offset {offset} is outside {self.topic}-{self.partition}'s range "
+                    f"[{self._log_start_offset}, {end_offset}]",
+                )
+            if offset == end_offset or (upper_bound is not None and offset >= upper_bound):
+                return b""
+            parts: list[bytes] = []
+            remaining = max_bytes
+            i = max(bisect_right(self._bases, offset) - 1, 0)
+            while i < len(self.segments):
+                seg = self.segments[i]
+                i += 1
+                loc = seg.locate(offset)
+                if loc is None:
+                    continue
+                start = loc[0]
+                if parts:
+                    end = seg.end_position(start, remaining)
+                    if end == start or end - start > remaining:
+                        break
+                else:
+                    end = seg.end_position(start, max(remaining, 0))
+                stop = False
+                if upper_bound is not None and upper_bound < seg.next_offset:
+                    ub = seg.locate(upper_bound)
+                    if ub is not None:
+                        p, h = ub
+                        ub_end = p if h.base_offset >= upper_bound else p + h.size
+                        if ub_end < end:
+                            end, stop = ub_end, True
+                if end <= start:
+                    break
+                parts.append(seg.read(start, end))
+                remaining -= end - start
+                if stop or end < seg.size or remaining <= 0:
+                    break
+                offset = seg.next_offset
+            return b"".join(parts)
+
+    def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
+        with self.lock:
+            lso = self._log_start_offset
+            for seg in self.segments:
+                if seg.max_timestamp < timestamp_ms or seg.next_offset <= lso:
+                    continue
+                _r, pos = seg.offset_index.floor(seg.time_index.below(timestamp_ms))
+                for p, h in seg.scan(pos):
+                    if h.max_timestamp < timestamp_ms or h.last_offset < lso:
+                        continue
+                    if h.log_append_time:
+                        return max(h.base_offset, lso), h.max_timestamp
+                    for r in decode_records(seg.read(p, p + h.size)):
+                        if r.timestamp >= timestamp_ms and r.offset >= lso:
+                            return r.offset, r.timestamp
+            return None
+
+    def max_timestamp_entry(self) -> tuple[int, int] | None:
+        """``(offset, timestamp)`` of the record with the largest timestamp (ListOffsets -3)."""
+        with self.lock:
+            live = [s for s in self.segments if s.size and s.next_offset > self._log_start_offset]
+            if not live:
+                return None
+            seg = max(live, key=lambda s: s.max_timestamp)
+            loc = seg.locate(max(seg.offset_of_max_timestamp, self._log_start_offset))
+            if loc is None:
+                return None
+            p, h = loc
+            if h.log_append_time:
+                return h.last_offset, h.max_timestamp
+            best: tuple[int, int] | None = None
+            for r in decode_records(seg.read(p, p + h.size)):
+                if r.offset >= self._log_start_offset and (best is None or r.timestamp > best[1]):
+                    best = (r.offset, r.timestamp)
+            return best
+
+    # --- flush / maintenance ---------------------------------------------------------
+
+    def flush(self, now_ms: int | None = None) -> None:
+        """fsync every segment with unflushed appends.
+
+        The fsync runs outside the partition lock on duplicated fds, so appends and
+        reads in other threads go on while the disk syncs (group commit relies on it).
+        """
+        fds: list[int] = []
+        with self.lock:
+            try:
+                for seg in self.segments:
+                    if seg.unflushed:
+                        fds.extend(seg.dup_fds())
+                        seg.unflushed = False
+            except OSError:
+                for fd in fds:
+                    os.close(fd)
+                raise
+            self._unflushed_messages = 0
+            if now_ms is not None:
+                self._last_flush_ms = now_ms
+        try:
+            for fd in fds:
+                os.fsync(fd)
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def maintain_flush(self, now_ms: int) -> None:
+        """``flush.ms``: fsync when unflushed data waited that long."""
+        if self.config.flush_ms == LONG_MAX:
+            return
+        with self.lock:
+            unflushed = self.segments[-1].unflushed
+            due = unflushed and now_ms - self._last_flush_ms >= self.config.flush_ms
+            if not unflushed:
+                self._last_flush_ms = now_ms
+        if due:
+            self.flush(now_ms)
+
+    def maintain_roll(self, now_ms: int) -> None:
+        """``segment.ms``: roll an old active segment even when no append arrives."""
+        with self.lock:
+            if self._time_to_roll(self.segments[-1], now_ms, None):
+                self.roll(now_ms)
+
+    def delete_oldest_segments(self, count: int, reason: str) -> int:
+        """Delete the ``count`` oldest segments (rolling first if that includes the active)."""
+        with self.lock:
+            if count <= 0:
+                return 0
+            if count >= len(self.segments):
+                self.roll()
+                count = min(count, len(self.segments) - 1)
+            doomed = self.segments[:count]
+            self.segments = self.segments[count:]
+            self._bases = self._bases[count:]
+            new_start = self.segments[0].base_offset
+            if new_start > self._log_start_offset:
+                self._log_start_offset = new_start
+            self.cleaner_offset = max(self.cleaner_offset, self._log_start_offset)
+            for seg in doomed:
+                self.cleaned_ms.pop(seg.base_offset, None)
+                log.info(
+                    "%s-%d: deleting segment %d (%d bytes) by %s",
+                    self.topic,
+                    self.partition,
+                    seg.base_offset,
+                    seg.size,
+                    reason,
+                )
+                seg.delete()
+            self.write_checkpoint()
+            return len(doomed)
+
+    def delete_records_before(self, offset: int) -> int:
+        """Advance the log start offset (DeleteRecords); whole segments go at retention."""
+        with self.lock:
+            end = self.log_end_offset
+            if offset == -1:
+                offset = end
+            if offset < 0 or offset > end:
+                raise KafkaError(
+                    ErrorCode.offset_out_of_range,
+                    f"cannot delete records before {offset} of {self.topic}-{self.partition}: "
+                    f"the log ends at {end}",
+                )
+            if offset > self._log_start_offset:
+                self._log_start_offset = offset
+                self.write_checkpoint()
+            return self._log_start_offset
+
+    def replace_segment(self, old: Segment, new: Segment) -> None:
+        """Swap in a rewritten segment object (the cleaner renamed the files already)."""
+        with self.lock:
+            i = self.segments.index(old)
+            self.segments[i] = new
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Flush, record everything as recovered and leave a clean-shutdown marker."""
+        with self.lock:
+            active = self.segments[-1]
+            active.seal()
+            for seg in self.segments:
+                if seg.unflushed:
+                    seg.flush()
+            self.write_checkpoint(recovery_point=self.log_end_offset)
+            for seg in self.segments:
+                seg.close()
+            write_atomically(self.directory / CLEAN_SHUTDOWN_FILE, b"")
+
+    def remove(self) -> None:
+        """Delete all files of this partition (topic deletion)."""
+        with self.lock:
+            for seg in self.segments:
+                seg.close()
+            self.segments = []
+            shutil.rmtree(self.directory, ignore_errors=True)

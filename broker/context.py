@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,4 +30,9 @@ class RequestContext:
 
     def respond(self, values: dict[str, Any]) -> Any:
         """Build the response entity of this request's API and version from plain values."""
-        return build(load_response_schema(self.api_key, self.api_version), values)
+        return build(_response_class(self.api_key, self.api_version), values)
+
+
+@functools.cache
+def _response_class(api_key: int, api_version: int) -> type:
+    return load_response_schema(api_key, api_version)

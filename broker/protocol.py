@@ -4,8 +4,9 @@ kio generates one dataclass per API version, each with its own nested classes. H
 are written once, against the newest shape, and describe a response as plain dicts,
 lists, ints and strings; :func:`build` turns that into the entity class of the version
 the client asked for. Time fields may be given by kio's name (``throttle_time``) or the
-Kafka docs' name (``throttle_time_ms``). Keys a version does not have are dropped, fields the handler did
-not give get a neutral value (0, "", None, empty), and the Kafka conventions that kio
+Kafka docs' name (``throttle_time_ms``). Keys a version does not have are dropped, fields
+the handler did not give get a neutral value (0, "", None, empty), and the Kafka
+conventions that kio
 types more strictly are converted: millisecond ints become ``timedelta`` for
 ``*Timedelta`` fields, ``-1`` or an int becomes ``None`` or a UTC ``datetime`` for
 timestamp fields, and ints become :class:`ErrorCode`.
@@ -33,7 +34,7 @@ from kio.static.primitive import TZAware, i32Timedelta, i64Timedelta
 __all__ = ["build", "field_names"]
 
 _Converter = Callable[[Any], Any]
-_UTC = datetime.timezone.utc
+_UTC = datetime.UTC
 _Plan = tuple[tuple[str, str, _Converter, Any], ...]
 _plans: dict[type, _Plan] = {}
 
@@ -89,7 +90,14 @@ def _optional_inner(tp: Any) -> tuple[Any, bool]:
 
 
 def _converter(tp: Any) -> _Converter:
-    inner, _optional = _optional_inner(tp)
+    inner, optional = _optional_inner(tp)
+    convert = _required_converter(inner)
+    if optional and convert is not _identity:
+        return lambda v: None if v is None else convert(v)
+    return convert
+
+
+def _required_converter(inner: Any) -> _Converter:
     if typing.get_origin(inner) is tuple:
         item_tp = typing.get_args(inner)[0]
         item_convert = _converter(item_tp)
@@ -102,8 +110,8 @@ def _converter(tp: Any) -> _Converter:
     if inner is ErrorCode:
         return lambda v: v if isinstance(v, ErrorCode) else ErrorCode(v)
     if isinstance(inner, type) and issubclass(inner, (i32Timedelta, i64Timedelta)):
-        return lambda v: v if isinstance(v, datetime.timedelta) else datetime.timedelta(
-            milliseconds=v
+        return lambda v: (
+            v if isinstance(v, datetime.timedelta) else datetime.timedelta(milliseconds=v)
         )
     if inner is TZAware:
         return _timestamp

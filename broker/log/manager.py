@@ -322,6 +322,7 @@ class LogManager:
             try:
                 part.maintain_roll(now_ms)
                 part.maintain_flush(now_ms)
+                part.expire_producers(now_ms)
                 apply_retention(part, now_ms)
                 if should_clean(part, now_ms):
                     clean(part, now_ms)

@@ -38,12 +38,21 @@ from crc32c import crc32c
 
 from broker.errors import ErrorCode, KafkaError
 from broker.log.interface import AppendInfo
+from broker.log.producer_state import (
+    PRODUCER_ID_EXPIRATION_MS,
+    SNAPSHOT_FILE,
+    ProducerStateManager,
+    next_sequence,
+)
 from broker.log.records import (
     ATTRIBUTES_OFFSET,
     CONTROL_BIT,
     LOG_OVERHEAD,
+    TRANSACTIONAL_BIT,
     BatchHeader,
     RawHeader,
+    Record,
+    build_batch,
     check_crc,
     decode_records,
     iter_keys,
@@ -52,8 +61,9 @@ from broker.log.records import (
 )
 from broker.log.segment import Segment
 from broker.log.topic_config import LONG_MAX, TopicConfig
+from broker.log.txn_index import TxnIndex
 
-__all__ = ["CHECKPOINT_FILE", "CLEAN_SHUTDOWN_FILE", "Partition"]
+__all__ = ["CHECKPOINT_FILE", "CLEAN_SHUTDOWN_FILE", "Partition", "control_type"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +75,19 @@ _INDEX_ENTRY_BYTES = 8
 
 _pack_offset_epoch = struct.Struct(">qii").pack_into
 """baseOffset, batchLength (rewritten unchanged), partitionLeaderEpoch: one call per batch."""
+
+_CONTROL_KEY = struct.Struct(">hh")
+_CONTROL_VALUE = struct.Struct(">hi")
+ABORT_MARKER = 0
+COMMIT_MARKER = 1
+
+
+def control_type(batch: bytes | bytearray | memoryview) -> int:
+    """The marker type of a control batch: 0 abort, 1 commit (-1 when unreadable)."""
+    records = decode_records(batch)
+    if not records or records[0].key is None or len(records[0].key) < 4:
+        return -1
+    return int(_CONTROL_KEY.unpack_from(records[0].key)[1])
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -165,6 +188,60 @@ class Partition:
         if self.cleaner_offset < self._log_start_offset:
             self.cleaner_offset = self._log_start_offset
         self.write_checkpoint()
+        self._load_producer_state()
+
+    def _load_producer_state(self) -> None:
+        """Snapshot plus the batch headers after it; rebuilds the aborted index's tail too."""
+        self.producer_state = ProducerStateManager()
+        self.txn_index = TxnIndex(self.directory)
+        end = self.log_end_offset
+        self.txn_index.truncate_to(end)
+        start = self.producer_state.load(self.directory / SNAPSHOT_FILE)
+        if start is None or start > end:
+            self.producer_state.truncate()
+            start = self._log_start_offset
+        state = self.producer_state
+        for seg in self.segments:
+            if seg.next_offset <= start or not seg.size:
+                continue
+            for pos, h in seg.scan(0):
+                if h.last_offset < start or h.producer_id < 0:
+                    continue
+                if h.is_control:
+                    kind = control_type(seg.read(pos, pos + h.size))
+                    self._record_marker(h.producer_id, h.producer_epoch, kind, -1, h.base_offset, 0)
+                else:
+                    last_seq = (
+                        next_sequence(h.base_sequence, h.last_offset_delta)
+                        if h.base_sequence >= 0
+                        else -1
+                    )
+                    state.update(
+                        h.producer_id,
+                        h.producer_epoch,
+                        h.base_sequence,
+                        last_seq,
+                        h.base_offset,
+                        h.last_offset,
+                        transactional=h.is_transactional,
+                        now_ms=h.max_timestamp,
+                    )
+
+    def _record_marker(
+        self, pid: int, epoch: int, kind: int, coordinator_epoch: int, offset: int, now_ms: int
+    ) -> None:
+        first = self.producer_state.complete_txn(pid, epoch, coordinator_epoch, now_ms)
+        if kind == ABORT_MARKER and offset > self.txn_index.last_marker_offset:
+            lso = self.producer_state.first_unstable_offset()
+            self.txn_index.append(
+                pid, first if first >= 0 else offset, offset, offset if lso is None else lso
+            )
+
+    def write_producer_snapshot(self) -> None:
+        """Persist the producer table as of the log end (at roll and close)."""
+        with self.lock:
+            data = self.producer_state.to_json(self.log_end_offset)
+            write_atomically(self.directory / SNAPSHOT_FILE, data)
 
     def _read_checkpoint(self) -> dict[str, Any]:
         path = self.directory / CHECKPOINT_FILE
@@ -200,7 +277,14 @@ class Partition:
 
     @property
     def last_stable_offset(self) -> int:
-        return self.log_end_offset
+        with self.lock:
+            first = self.producer_state.first_unstable_offset()
+            return self.log_end_offset if first is None else first
+
+    def aborted_transactions(self, start: int, end: int) -> list[tuple[int, int]]:
+        """``(producer id, first offset)`` of aborted transactions touching ``[start, end)``."""
+        with self.lock:
+            return [(e[0], e[1]) for e in self.txn_index.overlapping(start, end)]
 
     @property
     def size_bytes(self) -> int:
@@ -213,9 +297,84 @@ class Partition:
     # --- append ----------------------------------------------------------------------
 
     def append(self, records: bytes, *, now_ms: int) -> AppendInfo:
+        return self._append(records, now_ms, None)
+
+    def append_control(
+        self, pid: int, epoch: int, commit: bool, coordinator_epoch: int, *, now_ms: int
+    ) -> AppendInfo:
+        """Write a commit or abort marker for ``pid`` (the transaction coordinator's call)."""
+        kind = COMMIT_MARKER if commit else ABORT_MARKER
+        batch = build_batch(
+            [
+                Record(
+                    offset=0,
+                    timestamp=now_ms,
+                    key=_CONTROL_KEY.pack(0, kind),
+                    value=_CONTROL_VALUE.pack(0, coordinator_epoch),
+                )
+            ],
+            base_offset=0,
+            is_transactional=True,
+            is_control=True,
+            producer_id=pid,
+            producer_epoch=epoch,
+        )
+        return self._append(batch, now_ms, (pid, epoch, kind, coordinator_epoch))
+
+    def _check_producers(
+        self, batches: list[tuple[int, RawHeader]], now_ms: int
+    ) -> tuple[int, int] | None:
+        """Idempotence checks, per batch; the original offsets when the request is a retry."""
+        state = self.producer_state
+        seen: dict[int, tuple[int, int]] = {}
+        dup: tuple[int, int] | None = None
+        for _pos, h in batches:
+            pid = h[9]
+            if pid < 0:
+                if h[5] & TRANSACTIONAL_BIT:
+                    raise KafkaError(
+                        ErrorCode.invalid_record,
+                        f"transactional batch for {self.topic}-{self.partition} has no producer id",
+                    )
+                continue
+            first_seq = h[11]
+            last_seq = next_sequence(first_seq, h[6]) if first_seq >= 0 else -1
+            prev = seen.get(pid)
+            if prev is not None:
+                if h[10] != prev[0] or first_seq != next_sequence(prev[1], 1):
+                    raise KafkaError(
+                        ErrorCode.out_of_order_sequence_number,
+                        f"producer {pid}: batches of one request to {self.topic}-"
+                        f"{self.partition} are not in sequence",
+                    )
+            elif first_seq >= 0:
+                found = state.check(pid, h[10], first_seq, last_seq, now_ms=now_ms)
+                if found is not None:
+                    if len(batches) != 1:
+                        raise KafkaError(
+                            ErrorCode.duplicate_sequence_number,
+                            f"producer {pid} resent a batch to {self.topic}-{self.partition} "
+                            "together with new ones",
+                        )
+                    dup = found
+            else:
+                state.check_marker_epoch(pid, h[10])
+            seen[pid] = (h[10], last_seq)
+        return dup
+
+    def _append(
+        self, records: bytes, now_ms: int, marker: tuple[int, int, int, int] | None
+    ) -> AppendInfo:
         cfg = self.config
         buf = bytearray(records)
         batches = split_batches(buf)
+        if marker is None:
+            for _pos, h in batches:
+                if h[5] & CONTROL_BIT:
+                    raise KafkaError(
+                        ErrorCode.invalid_record,
+                        f"clients may not write control batches ({self.topic}-{self.partition})",
+                    )
         mv = memoryview(buf)
         count = 0
         max_size = cfg.max_message_bytes
@@ -243,6 +402,18 @@ class Partition:
             count += h[12]
         log_append_ms = now_ms if cfg.log_append_time else -1
         with self.lock:
+            if marker is not None:
+                self.producer_state.check_marker_epoch(marker[0], marker[1])
+            else:
+                dup = self._check_producers(batches, now_ms)
+                if dup is not None:
+                    return AppendInfo(
+                        base_offset=dup[0],
+                        last_offset=dup[1],
+                        log_append_time_ms=-1,
+                        log_start_offset=self._log_start_offset,
+                        record_count=count,
+                    )
             seg = self._maybe_roll(len(buf), batches, now_ms)
             offset = self.log_end_offset
             first = offset
@@ -255,10 +426,23 @@ class Partition:
                     entries.append((pos, offset, now_ms, h[1] + LOG_OVERHEAD))
                 else:
                     entries.append((pos, offset, h[8], h[1] + LOG_OVERHEAD))
+                if h[9] >= 0 and marker is None:
+                    self.producer_state.update(
+                        h[9],
+                        h[10],
+                        h[11],
+                        next_sequence(h[11], h[6]) if h[11] >= 0 else -1,
+                        offset,
+                        offset + h[6],
+                        transactional=bool(h[5] & TRANSACTIONAL_BIT),
+                        now_ms=now_ms,
+                    )
                 offset += h[6] + 1
             if seg.created_ms < 0:
                 seg.created_ms = now_ms
             seg.append(buf, entries, offset)
+            if marker is not None:
+                self._record_marker(marker[0], marker[1], marker[2], marker[3], first, now_ms)
             self._unflushed_messages += count
             must_flush = self._unflushed_messages >= cfg.flush_messages and not (
                 self.caller_syncs_durable and cfg.flush_messages == 1
@@ -340,6 +524,8 @@ class Partition:
             self.segments.append(seg)
             self._bases.append(seg.base_offset)
             self.write_checkpoint(recovery_point=seg.base_offset)
+            self.write_producer_snapshot()
+            self.txn_index.flush()
             return seg
 
     # --- read ------------------------------------------------------------------------
@@ -465,6 +651,11 @@ class Partition:
         if due:
             self.flush(now_ms)
 
+    def expire_producers(self, now_ms: int, max_idle_ms: int = PRODUCER_ID_EXPIRATION_MS) -> None:
+        """Forget idle producers so the table (and snapshot) does not grow forever."""
+        with self.lock:
+            self.producer_state.expire(now_ms, max_idle_ms)
+
     def maintain_roll(self, now_ms: int) -> None:
         """``segment.ms``: roll an old active segment even when no append arrives."""
         with self.lock:
@@ -486,6 +677,7 @@ class Partition:
             if new_start > self._log_start_offset:
                 self._log_start_offset = new_start
             self.cleaner_offset = max(self.cleaner_offset, self._log_start_offset)
+            self.txn_index.prune_below(self._log_start_offset)
             for seg in doomed:
                 self.cleaned_ms.pop(seg.base_offset, None)
                 log.info(
@@ -534,6 +726,8 @@ class Partition:
                 if seg.unflushed:
                     seg.flush()
             self.write_checkpoint(recovery_point=self.log_end_offset)
+            self.write_producer_snapshot()
+            self.txn_index.flush()
             for seg in self.segments:
                 seg.close()
             write_atomically(self.directory / CLEAN_SHUTDOWN_FILE, b"")

@@ -1,4 +1,5 @@
-"""Topic administration: CreateTopics, DeleteTopics, CreatePartitions and topic configs.
+"""Topic administration: CreateTopics, DeleteTopics, CreatePartitions, DeleteRecords and
+topic configs.
 
 Each topic or resource in a request gets its own result: one bad topic never fails the
 others, and each refusal carries a message that says what to do instead. This broker is
@@ -19,6 +20,7 @@ from broker.handlers.metadata import check_topic_name, topic_uuid
 
 CREATE_TOPICS = 19
 DELETE_TOPICS = 20
+DELETE_RECORDS = 21
 DESCRIBE_CONFIGS = 32
 ALTER_CONFIGS = 33
 CREATE_PARTITIONS = 37
@@ -215,6 +217,36 @@ async def create_partitions(ctx: RequestContext, request: Any) -> Any:
             result.update(error_code=exc.code, error_message=exc.message)
         results.append(result)
     return ctx.respond({"throttle_time_ms": 0, "results": results})
+
+
+# -- DeleteRecords ------------------------------------------------------------------------
+
+
+@handles(DELETE_RECORDS, 0, 2)
+async def delete_records(ctx: RequestContext, request: Any) -> Any:
+    """Advance each partition's log start offset (offset -1 means the high watermark).
+
+    Records below it become unreadable at once (fetching there is OFFSET_OUT_OF_RANGE,
+    "earliest" resolves to it); the segments holding them go with retention.
+    """
+    logs = ctx.node.logs
+    topics = []
+    for topic in request.topics:
+        parts = []
+        for p in topic.partitions:
+            try:
+                low = logs.partition(topic.name, p.partition_index).delete_records_before(p.offset)
+                parts.append({"partition_index": p.partition_index, "low_watermark": low})
+            except KafkaError as exc:
+                parts.append(
+                    {
+                        "partition_index": p.partition_index,
+                        "low_watermark": -1,
+                        "error_code": exc.code,
+                    }
+                )
+        topics.append({"name": topic.name, "partitions": parts})
+    return ctx.respond({"throttle_time_ms": 0, "topics": topics})
 
 
 # -- DescribeConfigs ----------------------------------------------------------------------

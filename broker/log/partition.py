@@ -134,6 +134,9 @@ class Partition:
         """First offset the cleaner has not compacted yet (the dirty section's start)."""
         self.cleaned_ms: dict[int, int] = {}
         """Segment base offset → when the cleaner first rewrote it (tombstone clock)."""
+        self.marker_ms: dict[int, int] = {}
+        """Transaction marker offset → when the cleaner found no data of its transaction
+        left (the marker's ``delete.retention.ms`` clock)."""
         directory.mkdir(parents=True, exist_ok=True)
         self._open()
 
@@ -147,6 +150,7 @@ class Partition:
         recovery_point = int(state.get("recovery_point", 0))
         self.cleaner_offset = int(state.get("cleaner_offset", 0))
         self.cleaned_ms = {int(k): int(v) for k, v in state.get("cleaned_ms", {}).items()}
+        self.marker_ms = {int(k): int(v) for k, v in state.get("marker_ms", {}).items()}
         for tmp in d.glob("*.cleaned"):
             tmp.unlink()
         must_recover: set[int] = set()
@@ -262,6 +266,7 @@ class Partition:
             "recovery_point": recovery_point,
             "cleaner_offset": self.cleaner_offset,
             "cleaned_ms": {str(k): v for k, v in self.cleaned_ms.items()},
+            "marker_ms": {str(k): v for k, v in self.marker_ms.items()},
         }
         write_atomically(self.directory / CHECKPOINT_FILE, json.dumps(state).encode())
 

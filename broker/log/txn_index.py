@@ -8,7 +8,8 @@ producers' batches between ``firstOffset`` and the marker.
 
 The file follows the log: entries past the log end after a crash are dropped at open
 (the rebuild from the log adds them back when their marker survived), and entries wholly
-below the log start offset are pruned by retention.
+below the log start offset are pruned by retention. The cleaner removes the entry of an
+abort marker it deletes (once no data of that transaction is left).
 
 >>> import tempfile, pathlib
 >>> with tempfile.TemporaryDirectory() as d:
@@ -69,6 +70,13 @@ class TxnIndex:
     def prune_below(self, log_start: int) -> None:
         """Drop entries that end before the log start offset (retention)."""
         kept = [e for e in self.entries if e[2] >= log_start]
+        if len(kept) != len(self.entries):
+            self.entries = kept
+            self._rewrite()
+
+    def remove_markers(self, marker_offsets: set[int]) -> None:
+        """Drop the entries of these abort markers (the cleaner removes the markers)."""
+        kept = [e for e in self.entries if e[2] not in marker_offsets]
         if len(kept) != len(self.entries):
             self.entries = kept
             self._rewrite()

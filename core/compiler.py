@@ -114,7 +114,7 @@ class Topology:
                 f"sub-topology {subtopology} keeps global stores and has no tasks: "
                 f"use core.task.GlobalTask for it"
             )
-        return Task(
+        task = Task(
             self,
             self.subtopologies[subtopology],
             partition,
@@ -123,6 +123,12 @@ class Topology:
             global_stores=global_stores or {},
             wall_clock_ms=wall_clock_ms,
         )
+        if self.plan.crons:
+            from core.cron import install
+
+            first = min(s.id for s in self.subtopologies if not s.is_global)
+            install(task, self.plan.crons, first)
+        return task
 
 
 def compile_plan(plan: Plan, topics: Mapping[str, TopicSpec]) -> Topology:
@@ -288,7 +294,14 @@ def _resolve_partitions(
                 for node in sub.nodes
                 if node.kind == "source" and node.topic is not None
             }
-            check_copartitioning(stateful[0], declared, known)
+            joins = [
+                node.name
+                for node in sub.nodes
+                if "join" in node.role or node.role.startswith("fk_")
+            ]
+            check_copartitioning(
+                joins[0] if joins else stateful[0], declared, known, join=bool(joins)
+            )
         out.append(
             SubTopology(
                 sub.id, sub.nodes, sub.source_topics, sub.sink_topics, sub.stores, n, sub.is_global

@@ -15,7 +15,32 @@ def _line(node: PhysNode) -> str:
     if node.kind == "sink":
         topic = node.topic.name if node.topic else "?"
         return f"    Sink: {node.name} (topic: {topic})"
-    return f"    Processor: {node.name} (stores: [{', '.join(node.stores)}])"
+    return f"    Processor: {node.name} (stores: [{', '.join(node.stores)}]){_detail(node)}"
+
+
+def _detail(node: PhysNode) -> str:
+    """What a windowed, suppressing or joining step does (Kafka's layout has no such field)."""
+    parts = []
+    how = node.node.param("how")
+    if how is not None:
+        parts.append(f"{how} join")
+    window = node.node.param("window")
+    if window is not None:
+        parts.append(window.describe())
+    if node.role == "suppress":
+        parts.append(
+            "until window closes" + (", wall clock" if node.node.param("wall_clock") else "")
+        )
+    return f" [{'; '.join(parts)}]" if parts else ""
+
+
+def _stores(topology: Topology) -> list[str]:
+    out = []
+    for spec in topology.stores.values():
+        if spec.kind != "kv":
+            retention = f", retention {spec.retention_ms}ms" if spec.kind != "prefix" else ""
+            out.append(f"    Store: {spec.name} ({spec.kind}{retention})")
+    return out
 
 
 def text(topology: Topology) -> str:
@@ -32,6 +57,15 @@ def text(topology: Topology) -> str:
                 out.append(f"      --> {', '.join(node.children) or 'none'}")
             if node.kind != "source":
                 out.append(f"      <-- {', '.join(node.parents) or 'none'}")
+    stores = _stores(topology)
+    if stores:
+        out.extend(["", "   Window and session stores:", *stores])
+    if topology.plan.crons:
+        out.extend(["", "   Cron jobs:"])
+        for job in topology.plan.crons:
+            where = "once per application" if job.per == "application" else "in every task"
+            tz = f", tz {job.tz}" if job.tz else ""
+            out.append(f"    Cron: {job.name} ({job.expr!r}{tz}, {where})")
     return "\n".join(out) + "\n"
 
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from core.errors import FlowsError, ProcessingError
 from core.operators.aggregate import aggregate_code
 from core.operators.processor import make_process
+from core.operators.registry import ONE_INPUT, TWO_INPUT
 from core.operators.table import table_source_code
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ _INNER = frozenset(
         "repartition_sink",
         "aggregate",
         "table_source",
+        "table_materialize",
     }
 )
 _TERMINAL = frozenset({"sink", "repartition_sink", "foreach"})
@@ -67,12 +69,19 @@ def build(task: Task) -> dict[str, Push]:
     """Return ``topic -> push(batch)`` for the task's source topics."""
     nodes = {n.name: n for n in task.sub.nodes}
     built: dict[str, Push] = {}
+    sides: dict[str, dict[str, Push]] = {}
 
-    def push_for(name: str) -> Push:
+    def push_for(name: str, via: str = "") -> Push:
         if name in built:
             return built[name]
         node = nodes[name]
         role = node.role
+        if role in TWO_INPUT:
+            if name not in sides:
+                kids = [push_for(c, name) for c in node.children]
+                made = TWO_INPUT[role](task, node, kids)
+                sides[name] = {p: _guard(task, node, f) for p, f in made.items()}
+            return sides[name][via]
         if role in _HEADS or role in _INNER:
             chain = [node]
             while chain[-1].role not in _TERMINAL and len(chain[-1].children) == 1:
@@ -81,12 +90,18 @@ def build(task: Task) -> dict[str, Push]:
                     break
                 chain.append(child)
             last = chain[-1]
-            children = [] if last.role in _TERMINAL else [push_for(c) for c in last.children]
+            children = (
+                [] if last.role in _TERMINAL else [push_for(c, last.name) for c in last.children]
+            )
             fn = _fused(task, chain, children)
         elif role == "split":
-            fn = _split(task, node, [push_for(c) for c in node.children])
+            fn = _split(task, node, [push_for(c, name) for c in node.children])
         elif role == "process":
-            fn = _guard(task, node, make_process(task, node, [push_for(c) for c in node.children]))
+            kids = [push_for(c, name) for c in node.children]
+            fn = _guard(task, node, make_process(task, node, kids))
+        elif role in ONE_INPUT:
+            kids = [push_for(c, name) for c in node.children]
+            fn = _guard(task, node, ONE_INPUT[role](task, node, kids))
         else:  # pragma: no cover - compiler bug
             raise AssertionError(f"no runtime for step kind {role!r}")
         built[name] = fn
@@ -119,6 +134,12 @@ def _fused(task: Task, chain: list[PhysNode], children: list[Push]) -> Push:
         depth = 2
         emit("k = kb" if ks.identity else "k = None if kb is None else kd(kb)", head)
         emit("v = vb" if vs.identity else "v = None if vb is None else vd(vb)", head)
+        extractor = head.node.param("timestamp_extractor") or head.topic.timestamp_extractor
+        if extractor is not None:
+            env["tx"] = extractor
+            env["newest"] = task.event_times.setdefault(head.topic.name, [-1])
+            emit("ts = tx(k, v, ts)", head)
+            emit("if ts > newest[0]: newest[0] = ts", head)
         rest = chain[1:]
     else:
         lines.append("    for k, v, ts, h in batch:")
@@ -159,7 +180,7 @@ def _fused(task: Task, chain: list[PhysNode], children: list[Push]) -> Push:
         elif role == "aggregate":
             for line in aggregate_code(node.node, task.caches[node.stores[0]], str(i), env):
                 emit(line, node)
-        elif role == "table_source":
+        elif role in ("table_source", "table_materialize"):
             for line in table_source_code(task.caches[node.stores[0]], str(i), env):
                 emit(line, node)
         elif role in ("sink", "repartition_sink"):
@@ -231,7 +252,7 @@ def _locate(
 
 
 def _error(task: Task, node: PhysNode, exc: Exception, where: str = "") -> ProcessingError:
-    fn = node.node.fn2 if node.role == "aggregate" else node.node.fn
+    fn = node.node.fn2 if node.role.endswith("aggregate") else node.node.fn
     what = ""
     if node.role in ("source", "repartition_source") and node.topic is not None:
         what = f" decoding a record of topic {node.topic.name!r}{where} (check the topic's serdes)"

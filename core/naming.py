@@ -36,6 +36,15 @@ _LABELS = {
     "table_map_values": "KTABLE-MAPVALUES",
     "to_stream": "KTABLE-TOSTREAM",
     "global_table": "KTABLE-GLOBAL",
+    "window_aggregate": "KSTREAM-AGGREGATE",
+    "sliding_aggregate": "KSTREAM-AGGREGATE",
+    "session_aggregate": "KSTREAM-AGGREGATE",
+    "suppress": "KTABLE-SUPPRESS",
+    "stream_table_join": "KSTREAM-JOIN",
+    "global_join": "KSTREAM-JOIN",
+    "stream_join": "KSTREAM-JOIN",
+    "table_join": "KTABLE-JOIN",
+    "fk_join": "KTABLE-FK-JOIN",
 }
 
 _LEGAL = re.compile(r"^[A-Za-z0-9._-]{1,200}$")

@@ -35,6 +35,8 @@ class TopicSpec:
     value_serde: Serde | None
     partitions: int | None = None
     internal: bool = False
+    timestamp_extractor: Callable[..., Any] | None = None
+    """``fn(value)`` or ``fn(key, value, record_timestamp)`` -> event time in ms."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,10 @@ class StoreSpec:
     step: str
     hint: str = ""
     """How to give the missing serdes (used in error messages)."""
+    kind: str = "kv"
+    """``kv``, ``window`` (per key and window start) or ``session`` (per key, start and end)."""
+    retention_ms: int = 0
+    """For window and session stores: how long (stream time) entries are kept."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +97,25 @@ STATELESS = frozenset(
 )
 """Kinds that hold no state and can be fused into one generated loop."""
 
-STATEFUL = frozenset({"aggregate", "table_source", "process", "global_table"})
+STATEFUL = frozenset(
+    {
+        "aggregate",
+        "table_source",
+        "table_materialize",
+        "process",
+        "global_table",
+        "window_aggregate",
+        "sliding_aggregate",
+        "session_aggregate",
+        "suppress",
+        "stream_table_join",
+        "stream_join",
+        "table_join",
+        "fk_subscribe",
+        "fk_right",
+        "fk_resolve",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -101,6 +125,8 @@ class Plan:
     app_id: str
     nodes: tuple[Node, ...]
     stores: tuple[StoreSpec, ...]
+    crons: tuple[Any, ...] = ()
+    """Cron jobs (``core.cron.CronJob``), run by tasks on their wall clock."""
 
     def node(self, name: str) -> Node:
         for n in self.nodes:
@@ -118,6 +144,7 @@ class PlanBuilder:
         self.namer = Namer()
         self.nodes: list[Node] = []
         self.stores: list[StoreSpec] = []
+        self.crons: list[Any] = []
         self.version = 0
 
     def add(
@@ -140,14 +167,23 @@ class PlanBuilder:
         *,
         step: str,
         hint: str = "",
+        kind: str = "kv",
+        retention_ms: int = 0,
     ) -> StoreSpec:
         check_name(name, what="store")
         spec = StoreSpec(
-            name, key_serde, value_serde, changelog_topic(self.app_id, name), step, hint
+            name,
+            key_serde,
+            value_serde,
+            changelog_topic(self.app_id, name),
+            step,
+            hint,
+            kind,
+            retention_ms,
         )
         self.stores.append(spec)
         self.version += 1
         return spec
 
     def freeze(self) -> Plan:
-        return Plan(self.app_id, tuple(self.nodes), tuple(self.stores))
+        return Plan(self.app_id, tuple(self.nodes), tuple(self.stores), tuple(self.crons))

@@ -8,15 +8,14 @@ task produces, changelog records included, goes through its ``RecordCollector``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from core import fusion
 from core.errors import ProcessingError
 from core.plan import StoreSpec
-from core.stores import CachedStoreView, ReadOnlyStoreView
-from state.cache import WriteBackCache
+from core.stores import ReadOnlyStoreView, open_cache, view_for
 
 if TYPE_CHECKING:
     from core.collector import RecordCollector
@@ -66,20 +65,18 @@ class Task:
         self._global_views = dict(global_stores)
         self.specs = {name: topology.stores[name] for name in sub.stores}
         self.stores: dict[str, KeyValueStore] = {}
-        self.caches: dict[str, WriteBackCache[Any, Any]] = {}
+        self.caches: dict[str, Any] = {}
+        """Per store: a ``WriteBackCache``, or a window / session store (``state.timed_cache``)."""
         for name, spec in self.specs.items():
             store = stores(spec, self.id)
             self.stores[name] = store
-            ks, vs = spec.key_serde, spec.value_serde
-            assert ks is not None and vs is not None
-            self.caches[name] = WriteBackCache(
-                store,
-                bytes if ks.identity else ks.encode,
-                bytes if vs.identity else vs.encode,
-                vs.decode,
-                decode_key=ks.decode,
-            )
+            # a WriteBackCache, or a window / session store with the same commit protocol
+            self.caches[name] = open_cache(store, spec)
+        self.dropped_late_records = 0
+        """Records dropped because their window had closed (beyond grace), for metrics."""
         self._flushed: list[str] = []
+        self.event_times: dict[str, list[int]] = {}
+        """Per source topic with a timestamp extractor: the newest extracted time."""
         self.generated: dict[str, str] = {}
         """Source of each fused loop, by its first step (for debugging and tests)."""
         self._sources = fusion.build(self)
@@ -120,13 +117,31 @@ class Task:
         push(batch)
         last = batch[-1]
         self.consumed[(topic, last[4])] = last[5] + 1
-        if self._schedules:
+        extracted = self.event_times.get(topic)
+        if extracted is not None:  # a timestamp extractor: stream time is event time
+            ts = extracted[0]
+            if ts > self.stream_time:
+                self.stream_time = ts
+                if self._schedules:
+                    self._punctuate("stream_time", ts)
+        elif self._schedules:
             ts = max(r[2] for r in batch)
             if ts > self.stream_time:
                 self.stream_time = ts
                 self._punctuate("stream_time", ts)
         elif last[2] > self.stream_time:
             self.stream_time = last[2]
+
+    def process_many(self, batches: Sequence[tuple[str, list[ConsumedRecord]]]) -> None:
+        """Run batches of several source topics, lowest record timestamp first.
+
+        Like Kafka Streams' ``PartitionGroup``: the inputs of a join advance together in
+        event time (see :mod:`core.partition_group`, which also offers ``max.task.idle.ms``).
+        """
+        from core.partition_group import merge_by_timestamp
+
+        for topic, run in merge_by_timestamp(batches):
+            self.process(topic, run)
 
     def punctuate_wall_clock(self, now_ms: int) -> None:
         """Advance the task's wall clock and run wall-clock punctuators that are due."""
@@ -173,7 +188,7 @@ class Task:
 
     def store_view(self, name: str) -> Any:
         if name in self.caches:
-            return CachedStoreView(self.caches[name], self.specs[name])
+            return view_for(self.caches[name], self.specs[name])
         if name in self._global_views:
             return self._global_views[name]
         raise ProcessingError(f"task {self.id} has no store {name!r}", task=self.id)

@@ -82,7 +82,11 @@ def check_serdes(plan: Plan) -> None:
 
 
 def check_copartitioning(
-    stateful_step: str, sources: Mapping[str, TopicSpec], partitions: Mapping[str, int | None]
+    stateful_step: str,
+    sources: Mapping[str, TopicSpec],
+    partitions: Mapping[str, int | None],
+    *,
+    join: bool = False,
 ) -> None:
     """Inputs of one stateful sub-topology must have equal partition counts.
 
@@ -90,6 +94,15 @@ def check_copartitioning(
     the records of one key would land in different tasks and the state would be split.
     """
     known = {t: n for t in sources if (n := partitions.get(t)) is not None}
+    if len(set(known.values())) > 1 and join:
+        ordered = sorted(known.items(), key=lambda item: (item[1], item[0]))
+        (a, na), (b, nb) = ordered[0], ordered[-1]
+        raise TopologyError(
+            f"join step {stateful_step!r}: topics {a!r} ({na} partitions) and {b!r} ({nb} "
+            f"partitions) are not co-partitioned: repartition one side with "
+            f".repartition(partitions={nb}) or create both with the same partition count",
+            step=stateful_step,
+        )
     if len(set(known.values())) > 1:
         listing = ", ".join(f"{t!r} ({n} partitions)" for t, n in sorted(known.items()))
         raise TopologyError(

@@ -7,12 +7,14 @@ Build a topology with :class:`App` and the :class:`Stream` / :class:`Table` hand
 from __future__ import annotations
 
 from core.errors import FlowsError, ProcessingError, TopologyError
+from core.windowing import Windowed
 from flows.app import App
 from flows.grouped import GroupedStream
 from flows.processor import Processor, ProcessorContext, Record
 from flows.serdes import Serde
 from flows.stream import Splitter, Stream
 from flows.table import GlobalTable, Table
+from flows.windowed import WindowedGroupedStream
 
 __all__ = [
     "App",
@@ -28,4 +30,6 @@ __all__ = [
     "Stream",
     "Table",
     "TopologyError",
+    "Windowed",
+    "WindowedGroupedStream",
 ]

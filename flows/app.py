@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from core.compiler import Topology, compile_plan
@@ -27,6 +28,7 @@ from core.plan import Node, PlanBuilder, Serde, StoreSpec, TopicSpec
 from flows.serdes import BYTES, optional_serde, resolve_serde
 from flows.stream import Stream
 from flows.table import GlobalTable, Table
+from flows.time import cron_decorator, extractor
 
 
 class App:
@@ -35,12 +37,32 @@ class App:
     ``default_serde`` is used for internal topics and stores whose types the DSL cannot know
     (after ``map``, ``group_by``...), like Kafka's ``default.key.serde``; ``None`` makes a missing
     serde a build error instead.
+
+    ``on_deserialization_error`` / ``on_processing_error`` / ``on_production_error`` choose what
+    a worker does with a record that fails: ``"fail"`` (default), ``"log_and_skip"`` or
+    ``"dead_letter"`` (to ``dead_letter_topic``, default ``<id>-dlq``); see
+    :mod:`core.worker.config`.
     """
 
-    def __init__(self, id: str, *, default_serde: Any = "json", broker: str | None = None) -> None:
+    def __init__(
+        self,
+        id: str,
+        *,
+        default_serde: Any = "json",
+        broker: str | None = None,
+        on_deserialization_error: str = "fail",
+        on_processing_error: str = "fail",
+        on_production_error: str = "fail",
+        dead_letter_topic: str | None = None,
+    ) -> None:
+        from core.worker.config import ErrorHandling
+
         self._builder = PlanBuilder(id)
         self.id = id
         self.broker = broker or os.environ.get("FLOWS_BROKER")
+        self.errors = ErrorHandling(
+            on_deserialization_error, on_processing_error, on_production_error, dead_letter_topic
+        )
         self._default_serde: Serde | None = optional_serde(default_serde, where="default_serde")
         self._topics: dict[str, TopicSpec] = {}
         self._sources: dict[str, str] = {}
@@ -56,8 +78,13 @@ class App:
         key_serde: Any = None,
         value_serde: Any = None,
         partitions: int | None = None,
+        timestamp_extractor: Callable[..., Any] | None = None,
     ) -> TopicSpec:
-        """Declare a topic; keys default to raw bytes, values need a serde to be read or written."""
+        """Declare a topic; keys default to raw bytes, values need a serde to be read or written.
+
+        ``timestamp_extractor`` gives a record's event time (ms): ``fn(value)`` or
+        ``fn(key, value, record_timestamp)``; by default the record's own timestamp is used.
+        """
         check_name(name, what="topic")
         if partitions is not None and (not isinstance(partitions, int) or partitions < 1):
             raise TopologyError(
@@ -68,6 +95,7 @@ class App:
             resolve_serde(key_serde, where=f"topic {name!r} key_serde") if key_serde else BYTES,
             optional_serde(value_serde, where=f"topic {name!r} value_serde"),
             partitions,
+            timestamp_extractor=extractor(timestamp_extractor, where=f"topic {name!r}"),
         )
         old = self._topics.get(name)
         if old is not None and old != spec:
@@ -109,12 +137,20 @@ class App:
         self._sources[spec.name] = node.name
         return spec, node
 
-    def stream(self, topic: TopicSpec | str, *, name: str | None = None) -> Stream:
-        """The records of ``topic`` as a :class:`Stream`."""
+    def stream(
+        self,
+        topic: TopicSpec | str,
+        *,
+        name: str | None = None,
+        timestamp_extractor: Callable[..., Any] | None = None,
+    ) -> Stream:
+        """The records of ``topic`` as a :class:`Stream` (event time: see :meth:`topic`)."""
         spec = self._topic(topic)
         if spec.name in self._sources:
             self._source(spec)  # raises
-        node = self._add("source", (), name, topic=spec)
+        tx = extractor(timestamp_extractor, where=f"stream({spec.name!r})")
+        params = (("timestamp_extractor", tx),) if tx is not None else ()
+        node = self._add("source", (), name, topic=spec, params=params)
         self._sources[spec.name] = node.name
         return Stream(self, node, spec.key_serde, spec.value_serde)
 
@@ -150,6 +186,25 @@ class App:
         self._append(node)
         self._sources[spec.name] = step
         return GlobalTable(self, node, step)
+
+    # -- time ----------------------------------------------------------------------------------
+
+    def cron(
+        self, expr: str, *, tz: str | None = None, per: str = "application", name: str | None = None
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Run the decorated function on a cron schedule (``"*/5 * * * *"``), in time zone ``tz``.
+
+        ``per="application"`` runs it once per application (in task ``0_0``), ``per="task"`` in
+        every task. The function takes no argument, or a context with ``timestamp`` (the due
+        time, ms), ``task_id`` and ``send(topic, key, value)``.
+
+        >>> import flows
+        >>> app = flows.App("doc-cron")
+        >>> @app.cron("0 * * * *", tz="Europe/Paris")
+        ... def hourly(ctx):
+        ...     print("due at", ctx.timestamp)
+        """
+        return cron_decorator(self, expr, tz, per, name)
 
     # -- plan ----------------------------------------------------------------------------------
 

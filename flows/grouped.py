@@ -27,11 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import TopologyError
 from core.plan import Node, Serde
+from core.windowing import WindowSpec
 from flows.serdes import INT, optional_serde
 from flows.table import Table
 
 if TYPE_CHECKING:
     from flows.stream import Stream
+    from flows.windowed import WindowedGroupedStream
 
 
 def _count_init() -> int:
@@ -127,6 +129,41 @@ class GroupedStream:
             key_serde,
             "aggregate(..., key_serde=..., value_serde=...)",
         )
+
+    def window(self, spec: WindowSpec) -> WindowedGroupedStream:
+        """Aggregate per key *and* time window (``flows.windows.tumbling(...)`` etc.).
+
+        >>> from flows import windows
+        >>> from flows.testing import try_step
+        >>> out = try_step(lambda s: s.group_by_key().window(windows.tumbling(10)).count(),
+        ...                [("a", 1)])
+        >>> out  # the key is a flows.Windowed, shown by try_step as [key, start, end]
+        [(['a', 0, 10000], 1)]
+        """
+        from flows.windowed import WindowedGroupedStream
+
+        if not isinstance(spec, WindowSpec) or spec.kind == "join":
+            raise TopologyError(
+                f"window() needs windows.tumbling(...), hopping(...), sliding(...) or "
+                f"session(...), got {spec!r}"
+            )
+        return WindowedGroupedStream(self, spec)
+
+    def _input(self, step: str, key_serde: Any) -> tuple[Stream, Serde | None]:
+        """The stream to aggregate (repartitioned if its key changed) and the key serde."""
+        stream = self._stream
+        ks = optional_serde(key_serde, where=step) or self._ks
+        if self._repartition:
+            base = self._base or step
+            stream = stream._through(
+                f"{base}-repartition",
+                base,
+                ks,
+                self._vs,
+                None,
+                hint="group_by(..., key_serde=..., value_serde=...)",
+            )
+        return stream, ks
 
     def _aggregate(
         self,

@@ -272,6 +272,17 @@ class Stream:
     def to(self, topic: TopicSpec | str, *, name: str | None = None) -> None:
         """Write every record to ``topic`` with the topic's serdes (a terminal step)."""
         spec = self._app._topic(topic)
+        from core.windowing import WindowedSerde
+
+        if isinstance(self._ks, WindowedSerde) and not isinstance(spec.key_serde, WindowedSerde):
+            have = spec.key_serde.name if spec.key_serde is not None else "none"
+            raise TopologyError(
+                f"the keys written to topic {spec.name!r} are flows.Windowed (from a windowed "
+                f"aggregation) but the topic's key serde is {have!r}: declare "
+                f"it with key_serde=windows.windowed_serde({self._ks.inner.name!r}), or "
+                f"unwrap the key first with .map(lambda wk, v: (wk.key, v))",
+                step=name,
+            )
         self._derive("sink", name, topic=spec)
 
     def process(
@@ -296,6 +307,93 @@ class Stream:
             key_serde=key_serde,
             value_serde=value_serde,
             key_changed=True,
+        )
+
+    # -- joins -------------------------------------------------------------------------------
+
+    def join(
+        self,
+        other: Any,
+        joiner: Callable[[Any, Any], Any],
+        *,
+        window: Any = None,
+        key_selector: Callable[[Any, Any], Any] | None = None,
+        name: str | None = None,
+        value_serde: Any = None,
+        on_late: Callable[[Any, Any, int], Any] | None = None,
+    ) -> Stream:
+        """Inner join with a Stream (``window=windows.join_window(...)``), a Table, or a
+        GlobalTable (``key_selector=fn(key, value)``); emits ``joiner(value, other_value)``.
+
+        >>> import flows
+        >>> from flows.testing import TopologyTestDriver
+        >>> app = flows.App("doc-stjoin")
+        >>> users = app.table(app.topic("users", key_serde="str", value_serde="str"))
+        >>> clicks = app.stream(app.topic("clicks", key_serde="str", value_serde="str"))
+        >>> out = app.topic("out", key_serde="str", value_serde="str")
+        >>> clicks.join(users, lambda c, u: f"{u} clicked {c}").to(out)
+        >>> with TopologyTestDriver(app) as driver:
+        ...     driver.input_topic("clicks").pipe_input("u1", "home")   # no user yet: dropped
+        ...     driver.input_topic("users").pipe_input("u1", "ann")
+        ...     driver.input_topic("clicks").pipe_input("u1", "cart")
+        ...     driver.output_topic("out").read_values_to_list()
+        ['ann clicked cart']
+        """
+        return self._join(other, joiner, "inner", window, key_selector, name, value_serde, on_late)
+
+    def left_join(
+        self,
+        other: Any,
+        joiner: Callable[[Any, Any], Any],
+        *,
+        window: Any = None,
+        key_selector: Callable[[Any, Any], Any] | None = None,
+        name: str | None = None,
+        value_serde: Any = None,
+        on_late: Callable[[Any, Any, int], Any] | None = None,
+    ) -> Stream:
+        """Like :meth:`join`, but every record of this stream has a result (other may be None).
+
+        With a stream, an unmatched record is emitted once its join window has closed."""
+        return self._join(other, joiner, "left", window, key_selector, name, value_serde, on_late)
+
+    def outer_join(
+        self,
+        other: Stream,
+        joiner: Callable[[Any, Any], Any],
+        *,
+        window: Any = None,
+        name: str | None = None,
+        value_serde: Any = None,
+        on_late: Callable[[Any, Any, int], Any] | None = None,
+    ) -> Stream:
+        """Windowed join of two streams where unmatched records of either side are emitted
+        (with None for the missing side) once their join window has closed."""
+        return self._join(other, joiner, "outer", window, None, name, value_serde, on_late)
+
+    def _join(
+        self,
+        other: Any,
+        joiner: Any,
+        how: str,
+        window: Any,
+        key_selector: Any,
+        name: str | None,
+        value_serde: Any,
+        on_late: Any,
+    ) -> Stream:
+        from flows.stream_joins import stream_join
+
+        return stream_join(
+            self,
+            other,
+            joiner,
+            how,
+            window=window,
+            key_selector=key_selector,
+            name=name,
+            value_serde=value_serde,
+            on_late=on_late,
         )
 
     # -- grouping -----------------------------------------------------------------------------

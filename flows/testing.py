@@ -109,9 +109,20 @@ class TopologyTestDriver:
             self._queue.append((topic, records))
 
     def _feed(self, topic: str, batch: list[tuple[Any, ...]]) -> None:
+        self._feed_many([(topic, batch)] if batch else [])
+
+    def _feed_many(self, batches: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
         try:
-            for reader in self._readers.get(topic, ()):
-                reader.process(topic, batch)
+            per_reader: dict[int, tuple[Task | GlobalTask, list[tuple[str, list[Any]]]]] = {}
+            for topic, batch in batches:
+                for reader in self._readers.get(topic, ()):
+                    per_reader.setdefault(id(reader), (reader, []))[1].append((topic, batch))
+            for reader, items in per_reader.values():
+                if isinstance(reader, Task):
+                    reader.process_many(items)
+                else:
+                    for topic, batch in items:
+                        reader.process(topic, batch)
             while self._queue:
                 t, recs = self._queue.popleft()
                 internal = [
@@ -155,6 +166,31 @@ class TopologyTestDriver:
         ks = resolve_serde(key_serde) if key_serde is not None else spec.key_serde
         vs = resolve_serde(value_serde) if value_serde is not None else spec.value_serde
         return TestOutputTopic(self, name, ks or BYTES, vs or BYTES)
+
+    def pipe_batches(self, batches: dict[str, list[tuple[Any, Any, int]]]) -> None:
+        """Feed one batch per topic at once, as a worker's fetch would: a task reading several
+        of these topics processes their records lowest timestamp first.
+
+        Each record is ``(key, value, timestamp_ms)``, encoded with the topic's serdes.
+        """
+        encoded = []
+        for topic, records in batches.items():
+            handle = self.input_topic(topic)
+            batch = []
+            for key, value, ts in records:
+                kb = None if key is None else handle._encode(handle._ks, key, "key")
+                vb = None if value is None else handle._encode(handle._vs, value, "value")
+                offset = self._input_offsets.get(topic, 0)
+                self._input_offsets[topic] = offset + 1
+                batch.append((kb, vb, ts, None, 0, offset))
+            if batch:
+                encoded.append((topic, batch))
+        self._feed_many(encoded)
+
+    @property
+    def dropped_late_records(self) -> int:
+        """Records dropped by windowed steps because their window had closed, all tasks."""
+        return sum(t.dropped_late_records for t in self.tasks)
 
     def advance_wall_clock(self, seconds: float = 0, *, ms: int = 0) -> None:
         """Move the wall clock forward and run due wall-clock punctuators (then commit)."""
@@ -320,7 +356,8 @@ def try_step(build: Any, inputs: list[Any], *, app_id: str = "try") -> list[tupl
 
     A one-line way to see what an operator does (used by the operators' doc examples). Keys and
     values are JSON on the wire; an input is a ``(key, value)`` pair, or a bare value (null key).
-    ``build`` returns the stream (or table) whose records are read back.
+    ``build`` returns the stream (or table) whose records are read back; a windowed key is
+    shown as ``[key, start, end]``.
 
     >>> try_step(lambda s: s.map_values(len), [("a", "xyz")])
     [('a', 3)]
@@ -333,6 +370,10 @@ def try_step(build: Any, inputs: list[Any], *, app_id: str = "try") -> list[tupl
     result = build(app.stream(src))
     if isinstance(result, Table):
         result = result.to_stream()
+    from core.windowing import WindowedSerde
+
+    if isinstance(result._ks, WindowedSerde):  # Windowed keys: shown as [key, start, end]
+        result = result.map(lambda wk, v: ([wk.key, wk.start, wk.end], v))
     result.to(out)
     with TopologyTestDriver(app) as driver:
         topic = driver.input_topic("input")

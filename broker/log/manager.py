@@ -24,6 +24,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,8 @@ class LogManager:
         self._configs: dict[str, TopicConfig] = {}
         self._partitions: dict[tuple[str, int], Partition] = {}
         self._lock = threading.RLock()
+        self._roll_syncs = ThreadPoolExecutor(2, thread_name_prefix="log-roll-fsync")
+        """fsyncs sealed segments after a roll, off the threads that append."""
         for path in sorted(self._meta_dir.glob("*.json")):
             self._load_topic(path)
 
@@ -141,6 +144,7 @@ class LogManager:
             self._configs[topic],
             now_ms=_now_ms(),
             notify=self._notify,
+            executor=self._roll_syncs,
         )
         part.caller_syncs_durable = self._group_commit
         self._partitions[(topic, partition)] = part
@@ -335,7 +339,9 @@ class LogManager:
             part.flush()
 
     def close(self) -> None:
+        """Close every partition (each waits for its roll fsyncs), then the fsync threads."""
         with self._lock:
             for part in self._partitions.values():
                 part.close()
             self._partitions.clear()
+        self._roll_syncs.shutdown(wait=True)

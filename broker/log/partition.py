@@ -1,10 +1,11 @@
 """One partition's log: a directory ``<topic>-<partition>/`` of segments.
 
 Append path (no per-record work unless the topic is compacted): parse each batch header,
-check size and CRC-32C, patch base offset and leader epoch in place (and, for
-LogAppendTime topics, the timestamp and CRC), then one ``write`` of the whole request to
-the active segment. Read path: locate the batch holding the offset through the sparse
-index, then one ``pread`` per segment of whole batches.
+check size and CRC-32C on the request's bytes, build a small patched header per batch
+(base offset and leader epoch; for LogAppendTime topics also the timestamp and CRC), then
+one ``writev`` of [patched header, view of the unchanged rest] pieces to the active
+segment, so the payload is never copied. Read path: locate the batch holding the offset
+through the sparse index, then one ``pread`` per segment of whole batches.
 
 Durability follows Kafka's topic configs:
 
@@ -13,6 +14,10 @@ Durability follows Kafka's topic configs:
 * ``flush.messages=N``: fsync after every N appended messages. ``flush.messages=1``
   means *durable*: ``append`` returns only after the data reached the disk.
 * ``flush.ms=T``: :meth:`maintain` fsyncs when the oldest unflushed data is T ms old.
+
+Rolling a segment does not wait for the disk: the sealed segment is fsynced by a
+background thread (the :class:`LogManager`'s executor), and the recovery point moves past
+it only once that fsync is done. :meth:`Partition.flush` and ``close`` wait for them.
 
 Recovery: ``close`` writes a clean-shutdown marker; without it, opening rescans every
 segment from the last flushed one (the recovery point), checks each batch's length and
@@ -30,7 +35,9 @@ import shutil
 import struct
 import threading
 from bisect import bisect_right
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +54,11 @@ from broker.log.producer_state import (
 from broker.log.records import (
     ATTRIBUTES_OFFSET,
     CONTROL_BIT,
+    CRC_OFFSET,
+    HEADER_SIZE,
     LOG_OVERHEAD,
+    MAX_TIMESTAMP_OFFSET,
+    TIMESTAMP_TYPE_BIT,
     TRANSACTIONAL_BIT,
     BatchHeader,
     RawHeader,
@@ -56,7 +67,6 @@ from broker.log.records import (
     check_crc,
     decode_records,
     iter_keys,
-    set_log_append_time,
     split_batches,
 )
 from broker.log.segment import Segment
@@ -73,8 +83,37 @@ _MAX_RELATIVE = 2**31 - 1
 _INDEX_ENTRY_BYTES = 8
 
 
-_pack_offset_epoch = struct.Struct(">qii").pack_into
-"""baseOffset, batchLength (rewritten unchanged), partitionLeaderEpoch: one call per batch."""
+_offset_epoch = struct.Struct(">qii")
+"""baseOffset, batchLength (unchanged), partitionLeaderEpoch: the patched head of a batch."""
+_pack_offset_epoch = _offset_epoch.pack
+_pack_offset_epoch_into = _offset_epoch.pack_into
+_PATCHED_HEAD = _offset_epoch.size
+_pack_attributes = struct.Struct(">h").pack_into
+_pack_timestamp = struct.Struct(">q").pack_into
+_pack_crc = struct.Struct(">I").pack_into
+
+_fallback_lock = threading.Lock()
+_fallback_executor: ThreadPoolExecutor | None = None
+
+
+def _default_executor() -> Executor:
+    """Roll fsyncs of partitions opened without a :class:`LogManager` (tools, tests)."""
+    global _fallback_executor
+    with _fallback_lock:
+        if _fallback_executor is None:
+            _fallback_executor = ThreadPoolExecutor(2, thread_name_prefix="log-roll-fsync")
+        return _fallback_executor
+
+
+def _fsync_and_close(fds: list[int]) -> None:
+    """The background half of a roll: make the sealed segment durable."""
+    try:
+        for fd in fds:
+            os.fsync(fd)
+    finally:
+        for fd in fds:
+            os.close(fd)
+
 
 _CONTROL_KEY = struct.Struct(">hh")
 _CONTROL_VALUE = struct.Struct(">hi")
@@ -92,12 +131,49 @@ def control_type(batch: bytes | bytearray | memoryview) -> int:
 
 def write_atomically(path: Path, data: bytes) -> None:
     """Write via a temporary file, fsync, rename: a reader sees the old or the new file."""
-    tmp = path.with_name(path.name + ".tmp")
+    # One temporary name per thread: a roll's background checkpoint and a foreground
+    # write never share (and truncate) one temporary file.
+    tmp = path.with_name(f"{path.name}.{threading.get_native_id()}.tmp")
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def _log_append_time_head(
+    mv: memoryview, pos: int, size: int, offset: int, epoch: int, now_ms: int
+) -> tuple[bytearray, memoryview]:
+    """The batch at ``pos`` as a patched copy of its header plus a view of its records.
+
+    Base offset and leader epoch as for any batch; then LogAppendTime (attributes bit and
+    ``now_ms`` as max timestamp) and the CRC, computed over the patched header tail and
+    the unchanged records, so only the 61 header bytes are copied.
+    """
+    head = bytearray(mv[pos : pos + HEADER_SIZE])
+    attributes = struct.unpack_from(">h", head, ATTRIBUTES_OFFSET)[0]
+    _pack_offset_epoch_into(head, 0, offset, size - LOG_OVERHEAD, epoch)
+    _pack_attributes(head, ATTRIBUTES_OFFSET, attributes | TIMESTAMP_TYPE_BIT)
+    _pack_timestamp(head, MAX_TIMESTAMP_OFFSET, now_ms)
+    body = mv[pos + HEADER_SIZE : pos + size]
+    crc = crc32c(body, crc32c(memoryview(head)[ATTRIBUTES_OFFSET:]))
+    _pack_crc(head, CRC_OFFSET, crc)
+    return head, body
+
+
+class _RollSync:
+    """One sealed segment's pending background fsync."""
+
+    __slots__ = ("cancelled", "done", "error", "future", "recovery_point")
+
+    def __init__(self, recovery_point: int) -> None:
+        self.recovery_point = recovery_point
+        """Where the recovery point may move once this and every earlier one is done."""
+        self.future: Future[None] | None = None
+        self.done = False
+        self.error: OSError | None = None
+        self.cancelled = False
+        """Set when the partition is deleted first: the fsync is skipped, fds closed."""
 
 
 class Partition:
@@ -112,6 +188,7 @@ class Partition:
         *,
         now_ms: int = 0,
         notify: Callable[[str, int], None] | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.topic = topic
         self.partition = partition
@@ -126,6 +203,12 @@ class Partition:
         ``append`` then skips its own fsync for them and the caller must call :meth:`flush`
         before acknowledging."""
         self.lock = threading.RLock()
+        self._executor = executor if executor is not None else _default_executor()
+        """Runs the data fsync of each sealed segment (see :meth:`roll`)."""
+        self._pending_syncs: deque[_RollSync] = deque()
+        self._recovery_point = 0
+        """Offset below which every batch is known fsynced (kept in the checkpoint)."""
+        self._closed = False
         self.segments: list[Segment] = []
         self._bases: list[int] = []
         self._unflushed_messages = 0
@@ -191,6 +274,7 @@ class Partition:
         )
         if self.cleaner_offset < self._log_start_offset:
             self.cleaner_offset = self._log_start_offset
+        self._recovery_point = self.segments[-1].base_offset
         self.write_checkpoint()
         self._load_producer_state()
 
@@ -259,11 +343,23 @@ class Partition:
             return {"recovery_point": 0}
 
     def write_checkpoint(self, recovery_point: int | None = None) -> None:
-        if recovery_point is None:
-            recovery_point = self.segments[-1].base_offset
+        """Persist log start, recovery point and cleaner progress.
+
+        ``recovery_point`` sets the recovery point explicitly (moving it back makes the
+        next unclean open rescan more); it first waits for pending roll fsyncs, which
+        would move it forward again, so that form must not be called under the lock.
+        """
+        if recovery_point is not None:
+            self.wait_for_roll_syncs()
+        with self.lock:
+            if recovery_point is not None:
+                self._recovery_point = recovery_point
+            self._write_checkpoint()
+
+    def _write_checkpoint(self) -> None:
         state = {
             "log_start_offset": self._log_start_offset,
-            "recovery_point": recovery_point,
+            "recovery_point": self._recovery_point,
             "cleaner_offset": self.cleaner_offset,
             "cleaned_ms": {str(k): v for k, v in self.cleaned_ms.items()},
             "marker_ms": {str(k): v for k, v in self.marker_ms.items()},
@@ -290,6 +386,11 @@ class Partition:
         """``(producer id, first offset)`` of aborted transactions touching ``[start, end)``."""
         with self.lock:
             return [(e[0], e[1]) for e in self.txn_index.overlapping(start, end)]
+
+    @property
+    def recovery_point(self) -> int:
+        """Offset below which the data is known fsynced: a crash rescans from here."""
+        return self._recovery_point
 
     @property
     def size_bytes(self) -> int:
@@ -371,8 +472,7 @@ class Partition:
         self, records: bytes, now_ms: int, marker: tuple[int, int, int, int] | None
     ) -> AppendInfo:
         cfg = self.config
-        buf = bytearray(records)
-        batches = split_batches(buf)
+        batches = split_batches(records)
         if marker is None:
             for _pos, h in batches:
                 if h[5] & CONTROL_BIT:
@@ -380,7 +480,7 @@ class Partition:
                         ErrorCode.invalid_record,
                         f"clients may not write control batches ({self.topic}-{self.partition})",
                     )
-        mv = memoryview(buf)
+        mv = memoryview(records)
         count = 0
         max_size = cfg.max_message_bytes
         check_ts = not cfg.log_append_time and self._timestamp_limits_set
@@ -419,18 +519,24 @@ class Partition:
                         log_start_offset=self._log_start_offset,
                         record_count=count,
                     )
-            seg = self._maybe_roll(len(buf), batches, now_ms)
+            seg = self._maybe_roll(len(mv), batches, now_ms)
             offset = self.log_end_offset
             first = offset
             epoch = self.leader_epoch
             entries: list[tuple[int, int, int, int]] = []
+            pieces: list[bytes | memoryview] = []
+            append_time = cfg.log_append_time
             for pos, h in batches:
-                _pack_offset_epoch(buf, pos, offset, h[1], epoch)
-                if cfg.log_append_time:
-                    set_log_append_time(buf, pos, BatchHeader._make(h), now_ms)
-                    entries.append((pos, offset, now_ms, h[1] + LOG_OVERHEAD))
+                size = h[1] + LOG_OVERHEAD
+                if append_time:
+                    head, body = _log_append_time_head(mv, pos, size, offset, epoch, now_ms)
+                    pieces.append(memoryview(head))
+                    pieces.append(body)
+                    entries.append((pos, offset, now_ms, size))
                 else:
-                    entries.append((pos, offset, h[8], h[1] + LOG_OVERHEAD))
+                    pieces.append(_pack_offset_epoch(offset, h[1], epoch))
+                    pieces.append(mv[pos + _PATCHED_HEAD : pos + size])
+                    entries.append((pos, offset, h[8], size))
                 if h[9] >= 0 and marker is None:
                     self.producer_state.update(
                         h[9],
@@ -445,7 +551,7 @@ class Partition:
                 offset += h[6] + 1
             if seg.created_ms < 0:
                 seg.created_ms = now_ms
-            seg.append(buf, entries, offset)
+            seg.append(pieces, len(mv), entries, offset)
             if marker is not None:
                 self._record_marker(marker[0], marker[1], marker[2], marker[3], first, now_ms)
             self._unflushed_messages += count
@@ -517,21 +623,91 @@ class Partition:
         return waited > self.config.segment_ms - self.config.segment_jitter_ms
 
     def roll(self, now_ms: int = 0) -> Segment:
-        """Close the active segment (fsync'd, so recovery never rescans it) and start one."""
+        """Seal the active segment and start a new one, without waiting for the disk.
+
+        The sealed segment's fsync runs in the background (Kafka's "flush on roll,
+        asynchronously"): a roll costs the caller no disk wait however large the segment.
+        The recovery point moves to the new segment's base only once that fsync (and
+        every earlier roll's) is done; until then a crash rescans the sealed segment.
+        """
         with self.lock:
             old = self.segments[-1]
             if old.size == 0:
                 return old
-            old.seal()
+            fds = old.seal()
             self._unflushed_messages = 0
             self._last_flush_ms = now_ms
-            seg = Segment(self.directory, self.log_end_offset, self.config.index_interval_bytes)
+            try:
+                seg = Segment(self.directory, self.log_end_offset, self.config.index_interval_bytes)
+            except OSError:
+                for fd in fds:
+                    os.close(fd)
+                raise
             self.segments.append(seg)
             self._bases.append(seg.base_offset)
-            self.write_checkpoint(recovery_point=seg.base_offset)
+            self._sync_in_background(fds, seg.base_offset)
             self.write_producer_snapshot()
             self.txn_index.flush()
             return seg
+
+    def _sync_in_background(self, fds: list[int], recovery_point: int) -> None:
+        entry = _RollSync(recovery_point)
+        self._pending_syncs.append(entry)
+        try:
+            entry.future = self._executor.submit(self._finish_roll, fds, entry)
+        except RuntimeError:  # the executor is shut down: sync here instead
+            self._finish_roll(fds, entry)
+
+    def _finish_roll(self, fds: list[int], entry: _RollSync) -> None:
+        """fsync a sealed segment (off the caller's thread), then advance the recovery point."""
+        if entry.cancelled:
+            for fd in fds:
+                os.close(fd)
+            return
+        try:
+            _fsync_and_close(fds)
+        except OSError as e:
+            log.error(
+                "%s-%d: fsync of the segment before offset %d failed: %s",
+                self.topic,
+                self.partition,
+                entry.recovery_point,
+                e,
+            )
+            with self.lock:
+                entry.error = e
+                entry.done = True
+            return
+        with self.lock:
+            entry.done = True
+            point = None
+            pending = self._pending_syncs
+            while pending and pending[0].done and pending[0].error is None:
+                point = pending.popleft().recovery_point
+            if point is not None and point > self._recovery_point and not self._closed:
+                self._recovery_point = point
+                self.write_checkpoint()
+
+    def wait_for_roll_syncs(self) -> None:
+        """Block until the fsyncs of sealed segments started so far are done.
+
+        Raises ``KAFKA_STORAGE_ERROR`` when one of them failed: that data is not known
+        to be on disk.
+        """
+        while True:
+            with self.lock:
+                waiting = [e.future for e in self._pending_syncs if not e.done and e.future]
+                failed = [e for e in self._pending_syncs if e.error is not None]
+            if failed:
+                raise KafkaError(
+                    ErrorCode.kafka_storage_error,
+                    f"fsync of {self.topic}-{self.partition} before offset "
+                    f"{failed[0].recovery_point} failed: {failed[0].error}",
+                )
+            if not waiting:
+                return
+            for future in waiting:
+                future.exception()  # waits; the outcome is read from the entry
 
     # --- read ------------------------------------------------------------------------
 
@@ -618,11 +794,12 @@ class Partition:
     # --- flush / maintenance ---------------------------------------------------------
 
     def flush(self, now_ms: int | None = None) -> None:
-        """fsync every segment with unflushed appends.
+        """fsync every segment with unflushed appends (waiting for pending roll fsyncs).
 
         The fsync runs outside the partition lock on duplicated fds, so appends and
         reads in other threads go on while the disk syncs (group commit relies on it).
         """
+        self.wait_for_roll_syncs()
         fds: list[int] = []
         with self.lock:
             try:
@@ -724,13 +901,15 @@ class Partition:
 
     def close(self) -> None:
         """Flush, record everything as recovered and leave a clean-shutdown marker."""
+        self.wait_for_roll_syncs()
         with self.lock:
-            active = self.segments[-1]
-            active.seal()
+            self._closed = True
+            _fsync_and_close(self.segments[-1].seal())
             for seg in self.segments:
                 if seg.unflushed:
                     seg.flush()
-            self.write_checkpoint(recovery_point=self.log_end_offset)
+            self._recovery_point = self.log_end_offset
+            self.write_checkpoint()
             self.write_producer_snapshot()
             self.txn_index.flush()
             for seg in self.segments:
@@ -738,8 +917,16 @@ class Partition:
             write_atomically(self.directory / CLEAN_SHUTDOWN_FILE, b"")
 
     def remove(self) -> None:
-        """Delete all files of this partition (topic deletion)."""
+        """Delete all files of this partition (topic deletion).
+
+        Roll fsyncs not started yet are skipped (their worker only closes the duplicated
+        fds); running ones finish harmlessly on the unlinked files and write no checkpoint.
+        """
         with self.lock:
+            self._closed = True
+            for entry in self._pending_syncs:
+                entry.cancelled = True
+            self._pending_syncs.clear()
             for seg in self.segments:
                 seg.close()
             self.segments = []

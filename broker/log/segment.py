@@ -4,7 +4,7 @@ The ``.log`` file holds batches exactly as appended (base offsets already patche
 fetch is one ``os.pread`` of a byte range. File names are the base offset zero-padded to
 20 digits, as in Kafka, so a directory listing sorts by offset.
 
-The log fd stays open for the segment's life (reads use ``pread``, appends ``write`` with
+The log fd stays open for the segment's life (reads use ``pread``, appends ``writev`` with
 ``O_APPEND``); index files keep an fd only while they are appended to.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import crc32c
@@ -26,6 +26,23 @@ log = logging.getLogger(__name__)
 
 _SCAN_CHUNK = 16 * 1024
 _RECOVER_CHUNK = 4 * 1024 * 1024
+_IOV_MAX = 1024
+"""Pieces per ``writev`` call (Linux's IOV_MAX)."""
+
+
+def _write_all(fd: int, pieces: Sequence[bytes | memoryview]) -> None:
+    """``writev`` every piece, at most ``_IOV_MAX`` at a time, resuming after short writes."""
+    for i in range(0, len(pieces), _IOV_MAX):
+        chunk = list(pieces[i : i + _IOV_MAX])
+        want = sum(len(p) for p in chunk)
+        written = os.writev(fd, chunk)
+        while written < want:  # a short write: drop what went out, send the rest
+            want -= written
+            while written >= len(chunk[0]):
+                written -= len(chunk[0])
+                chunk.pop(0)
+            chunk[0] = memoryview(chunk[0])[written:]
+            written = os.writev(fd, chunk)
 
 
 class _Check:
@@ -196,17 +213,21 @@ class Segment:
     # --- writing ---------------------------------------------------------------------
 
     def append(
-        self, buf: bytearray, entries: list[tuple[int, int, int, int]], next_offset: int
+        self,
+        pieces: Sequence[bytes | memoryview],
+        length: int,
+        entries: list[tuple[int, int, int, int]],
+        next_offset: int,
     ) -> None:
-        """Write already-patched batches in one ``write`` and update the indexes.
+        """Write already-patched batches with ``writev`` and update the indexes.
 
-        ``entries`` holds ``(position in buf, base offset, max timestamp, size)`` per batch.
+        ``pieces`` are consecutive slices of the batches (patched headers next to views
+        of the request's unchanged bytes), ``length`` bytes in all, so the payload is
+        never copied on its way to the file. ``entries`` holds ``(position, base offset,
+        max timestamp, size)`` per batch, positions counted from the first piece.
         """
         start = self.size
-        view = memoryview(buf)
-        written = os.write(self.fd, view)
-        while written < len(buf):
-            written += os.write(self.fd, view[written:])
+        _write_all(self.fd, pieces)
         since = self.bytes_since_index
         interval = self.index_interval
         base = self.base_offset
@@ -230,19 +251,28 @@ class Segment:
         if self.rolling_base_ms == -1 and start == 0 and entries:
             self.rolling_base_ms = entries[0][2]
         self.bytes_since_index = since
-        self.size = start + len(buf)
+        self.size = start + length
         self.next_offset = next_offset
         self.unflushed = True
 
-    def seal(self) -> None:
-        """The segment stops being active: record its final max timestamp, close index fds."""
+    def seal(self) -> list[int]:
+        """The segment stops being active: record its final max timestamp, close index fds.
+
+        Nothing is fsynced here, so sealing costs no disk wait. Returns duplicated fds of
+        the log and of the index files written since the last flush: whoever fsyncs and
+        closes them (a background thread at roll) makes the segment durable. The
+        duplicates stay valid whatever happens to the segment meanwhile (closing,
+        deletion, a compaction swap), so that fsync is always safe.
+        """
         if self.max_timestamp > self.time_index.last_timestamp:
             rel = self.offset_of_max_timestamp - self.base_offset
             self.time_index.append(self.max_timestamp, rel)
             self.time_index.write_pending()
-        self.flush()
+        fds = self.dup_fds()
         self.offset_index.file.close()
         self.time_index.file.close()
+        self.unflushed = False
+        return fds
 
     def flush(self) -> None:
         os.fsync(self.fd)
@@ -253,12 +283,18 @@ class Segment:
     def dup_fds(self) -> list[int]:
         """Duplicates of the fds to fsync, so a flush can run without the partition lock."""
         fds = [os.dup(self.fd)]
-        for f in (self.offset_index.file, self.time_index.file):
-            if f.fd is not None:
-                fds.append(os.dup(f.fd))
+        try:
+            for f in (self.offset_index.file, self.time_index.file):
+                if f.fd is not None:
+                    fds.append(os.dup(f.fd))
+        except OSError:
+            for fd in fds:
+                os.close(fd)
+            raise
         return fds
 
     def close(self) -> None:
+        """Close the fds; a pending roll fsync keeps its own duplicates and is unaffected."""
         self.offset_index.file.close()
         self.time_index.file.close()
         os.close(self.fd)

@@ -308,3 +308,44 @@ def _resolve_partitions(
             )
         )
     return tuple(out)
+
+
+def observation_keys(
+    sub: SubTopology,
+) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
+    """Per step: the places where the order of records can be observed, its own and downstream.
+
+    A place is a sink topic (``topic:<name>``), a task-local store (``store:<name>``) or a step
+    fed by several parents (``step:<name>``). Where two paths leaving a fan-out reach the same
+    place, the runtime must hand records to them in Kafka Streams' depth-first order; elsewhere
+    it may run a whole batch through one step before the next (see :mod:`core.fusion`).
+    Returns ``(own, reach)``: ``reach[step]`` is ``own[step]`` plus everything downstream.
+    """
+    local = set(sub.stores)
+    by_name = {n.name: n for n in sub.nodes}
+    own: dict[str, frozenset[str]] = {}
+    for n in sub.nodes:
+        keys = {f"store:{s}" for s in n.stores if s in local}
+        if n.kind == "sink" and n.topic is not None:
+            keys.add(f"topic:{n.topic.name}")
+        if len(n.parents) > 1:
+            keys.add(f"step:{n.name}")
+        own[n.name] = frozenset(keys)
+    reach: dict[str, frozenset[str]] = {}
+    for start in by_name:
+        stack = [start]
+        while stack:  # post-order without recursion: long chains stay within the stack limit
+            name = stack[-1]
+            if name in reach:
+                stack.pop()
+                continue
+            todo = [c for c in by_name[name].children if c not in reach and c in by_name]
+            if todo:
+                stack.extend(todo)
+                continue
+            stack.pop()
+            acc = set(own[name])
+            for c in by_name[name].children:
+                acc |= reach.get(c, frozenset())
+            reach[name] = frozenset(acc)
+    return own, reach

@@ -70,6 +70,12 @@ class WorkerMetrics:
             ["task", "store"],
             registry=r,
         )
+        self.dropped_late = Counter(
+            "flows_worker_dropped_late_records_total",
+            "Records dropped by windowed steps because their window had closed, per task.",
+            ["task"],
+            registry=r,
+        )
         self.rebalances = Counter(
             "flows_worker_rebalances_total",
             "Group rebalances this worker went through.",

@@ -32,6 +32,8 @@ from aiokafka.structs import TopicPartition
 
 from core.compiler import Topology
 from core.metrics import WorkerMetrics
+from core.partition_group import merge_by_timestamp
+from core.task import ConsumedRecord, Task
 from core.worker.commit import Committer
 from core.worker.config import WorkerConfig
 from core.worker.global_tables import GlobalTables
@@ -75,6 +77,7 @@ class Worker:
         self._partition_counts: dict[str, int] = {}
         self.tasks: TaskManager | None = None
         self._last_commit = time.monotonic()
+        self._late_seen: dict[str, int] = {}
         self._last_sizes = 0.0
         self.failure: BaseException | None = None
         self._sub_of: dict[str, int] = {
@@ -232,6 +235,7 @@ class Worker:
         active = self.tasks.active
         started = time.perf_counter()
         records_in = self.metrics.records_in
+        per_task: dict[str, list[tuple[str, list[ConsumedRecord]]]] = {}
         for tp, messages in data.items():
             if not messages:
                 continue
@@ -246,10 +250,27 @@ class Worker:
             batch = [
                 (m.key, m.value, m.timestamp, m.headers, m.partition, m.offset) for m in messages
             ]
-            self.runner.run(task, tp.topic, batch)
-            records_in.labels(task.id, tp.topic).inc(len(batch))
+            per_task.setdefault(task_id, []).append((tp.topic, batch))
+            records_in.labels(task_id, tp.topic).inc(len(batch))
+        for task_id, batches in per_task.items():
+            task = active[task_id]
+            if len(batches) == 1:
+                self.runner.run(task, *batches[0])
+            else:
+                # Several inputs of one task (a join): lowest timestamp first, as Kafka
+                # Streams' PartitionGroup does.
+                for topic, run in merge_by_timestamp(batches):
+                    self.runner.run(task, topic, run)
+            self._count_late(task)
         self.metrics.process_latency.observe(time.perf_counter() - started)
         self._count_out()
+
+    def _count_late(self, task: Task) -> None:
+        dropped = task.dropped_late_records
+        seen = self._late_seen.get(task.id, 0)
+        if dropped > seen:
+            self.metrics.dropped_late.labels(task.id).inc(dropped - seen)
+            self._late_seen[task.id] = dropped
 
     def _task_of(self, tp: TopicPartition) -> str:
         return f"{self._sub_of.get(tp.topic, -1)}_{tp.partition}"

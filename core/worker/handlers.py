@@ -2,9 +2,11 @@
 
 The fast path is one ``task.process(topic, batch)`` call. Only when it raises does this module
 find the record that failed: a source chain (decoding plus the fused stateless steps after it)
-runs over the whole batch before anything downstream sees it, so the failing offset is read from
-the generated loop's frame, the records before it are run again, the bad one is skipped or
-dead-lettered, and the rest continues. A failure further downstream (an aggregator, a
+usually runs over the whole batch before anything downstream sees it, so the failing offset is
+read from the generated loop's frame, the records before it are run again, the bad one is
+skipped or dead-lettered, and the rest continues. Where a fan-out's paths meet again, the fused
+loop calls later steps record by record (to keep Kafka Streams' order) and names its offset
+variable differently, which sends such failures to the one-record-at-a-time replay below. A failure further downstream (an aggregator, a
 processor) cannot be located that way; the batch is then replayed one record at a time, so
 steps before the failure may see the earlier records of that batch twice (at-least-once).
 """

@@ -175,20 +175,9 @@ class GroupedStream:
         key_serde: Any,
         hint: str,
     ) -> Table:
-        stream = self._stream
-        app = stream._app
+        app = self._stream._app
         step = app._builder.namer.name("aggregate", name)
-        ks = optional_serde(key_serde, where=step) or self._ks
-        if self._repartition:
-            base = self._base or step
-            stream = stream._through(
-                f"{base}-repartition",
-                base,
-                ks,
-                self._vs,
-                None,
-                hint="group_by(..., key_serde=..., value_serde=...)",
-            )
+        stream, ks = self._input(step, key_serde)
         ks = ks if ks is not None else app._default_serde
         vs = store_vs if store_vs is not None else app._default_serde
         app._builder.add_store(step, ks, vs, step=step, hint=hint)

@@ -24,12 +24,20 @@ OffsetEntry(offset=42, leader_epoch=-1, metadata='meta', commit_timestamp_ms=100
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from broker.errors import ErrorCode, KafkaError
 from broker.group.state import Group, GroupState, Member, OffsetEntry
+from broker.internal_topic import (
+    Reader,
+    coordinator_partition,
+    java_string_hash,
+    put_bytes,
+    put_str,
+    read_keyed,
+)
 from broker.log.interface import LogManager
-from broker.log.records import Record, build_batch, decode_records, iter_batches
+from broker.log.records import Record, build_batch
 
 __all__ = [
     "OFFSETS_TOPIC",
@@ -51,94 +59,26 @@ _I = struct.Struct(">i")
 _Q = struct.Struct(">q")
 
 
-def java_string_hash(text: str) -> int:
-    """Java's ``String.hashCode`` (UTF-16 code units), so partitioning matches Kafka's."""
-    h = 0
-    data = text.encode("utf-16-be")
-    for i in range(0, len(data), 2):
-        h = (31 * h + ((data[i] << 8) | data[i + 1])) & 0xFFFFFFFF
-    return h - (1 << 32) if h & 0x80000000 else h
-
-
-# -- primitive encoding ----------------------------------------------------------------
-
-
-def _str(out: bytearray, value: str | None) -> None:
-    if value is None:
-        out += _H.pack(-1)
-        return
-    raw = value.encode()
-    out += _H.pack(len(raw))
-    out += raw
-
-
-def _bytes(out: bytearray, value: bytes) -> None:
-    out += _I.pack(len(value))
-    out += value
-
-
-class _Reader:
-    __slots__ = ("buf", "pos")
-
-    def __init__(self, buf: bytes) -> None:
-        self.buf = buf
-        self.pos = 0
-
-    def i16(self) -> int:
-        (v,) = _H.unpack_from(self.buf, self.pos)
-        self.pos += 2
-        return int(v)
-
-    def i32(self) -> int:
-        (v,) = _I.unpack_from(self.buf, self.pos)
-        self.pos += 4
-        return int(v)
-
-    def i64(self) -> int:
-        (v,) = _Q.unpack_from(self.buf, self.pos)
-        self.pos += 8
-        return int(v)
-
-    def nstr(self) -> str | None:
-        n = self.i16()
-        if n < 0:
-            return None
-        raw = self.buf[self.pos : self.pos + n]
-        self.pos += n
-        return raw.decode()
-
-    def str(self) -> str:
-        return self.nstr() or ""
-
-    def bytes(self) -> bytes:
-        n = self.i32()
-        if n < 0:
-            return b""
-        raw = self.buf[self.pos : self.pos + n]
-        self.pos += n
-        return bytes(raw)
-
-
 # -- keys and values -------------------------------------------------------------------
 
 
 def offset_key(group: str, topic: str, partition: int) -> bytes:
     out = bytearray(_H.pack(1))
-    _str(out, group)
-    _str(out, topic)
+    put_str(out, group)
+    put_str(out, topic)
     out += _I.pack(partition)
     return bytes(out)
 
 
 def group_key(group: str) -> bytes:
     out = bytearray(_H.pack(2))
-    _str(out, group)
+    put_str(out, group)
     return bytes(out)
 
 
 def decode_key(key: bytes) -> tuple[str, str, str, int]:
     """``("offset", group, topic, partition)`` or ``("group", group, "", -1)``."""
-    r = _Reader(key)
+    r = Reader(key)
     version = r.i16()
     if version in (0, 1):
         group, topic, partition = r.str(), r.str(), r.i32()
@@ -152,13 +92,13 @@ def offset_value(entry: OffsetEntry) -> bytes:
     out = bytearray(_H.pack(3))
     out += _Q.pack(entry.offset)
     out += _I.pack(entry.leader_epoch)
-    _str(out, entry.metadata)
+    put_str(out, entry.metadata)
     out += _Q.pack(entry.commit_timestamp_ms)
     return bytes(out)
 
 
 def decode_offset_value(value: bytes) -> OffsetEntry:
-    r = _Reader(value)
+    r = Reader(value)
     version = r.i16()
     offset = r.i64()
     epoch = r.i32() if version >= 3 else -1
@@ -169,28 +109,28 @@ def decode_offset_value(value: bytes) -> OffsetEntry:
 
 def group_value(group: Group) -> bytes:
     out = bytearray(_H.pack(3))
-    _str(out, group.protocol_type or "")
+    put_str(out, group.protocol_type or "")
     out += _I.pack(group.generation_id)
-    _str(out, group.protocol_name)
-    _str(out, group.leader_id)
+    put_str(out, group.protocol_name)
+    put_str(out, group.leader_id)
     out += _Q.pack(group.state_timestamp_ms)
     members = list(group.members.values())
     out += _I.pack(len(members))
     for m in members:
-        _str(out, m.member_id)
-        _str(out, m.group_instance_id)
-        _str(out, m.client_id)
-        _str(out, m.client_host)
+        put_str(out, m.member_id)
+        put_str(out, m.group_instance_id)
+        put_str(out, m.client_id)
+        put_str(out, m.client_host)
         out += _I.pack(m.rebalance_timeout_ms)
         out += _I.pack(m.session_timeout_ms)
-        _bytes(out, m.metadata_for(group.protocol_name or ""))
-        _bytes(out, m.assignment)
+        put_bytes(out, m.metadata_for(group.protocol_name or ""))
+        put_bytes(out, m.assignment)
     return bytes(out)
 
 
 def decode_group_value(group_id: str, value: bytes, now_ms: int) -> Group:
     """A group as persisted; members (if any) are Stable and must heartbeat from ``now_ms``."""
-    r = _Reader(value)
+    r = Reader(value)
     r.i16()
     group = Group(group_id)
     group.protocol_type = r.str() or None
@@ -241,8 +181,7 @@ class OffsetStore:
             self.num_partitions = info.partitions
 
     def partition_for(self, group_id: str) -> int:
-        h = java_string_hash(group_id)
-        return (0 if h == -(2**31) else abs(h)) % self.num_partitions
+        return coordinator_partition(group_id, self.num_partitions)
 
     def append(
         self, group_id: str, records: Iterable[tuple[bytes, bytes | None]], now_ms: int
@@ -270,7 +209,7 @@ class OffsetStore:
         """Replay the whole topic: the last record per key wins, tombstones delete."""
         offsets: dict[tuple[str, str, int], OffsetEntry] = {}
         groups: dict[str, bytes] = {}
-        for key, value in self._records():
+        for key, value in read_keyed(self.logs, OFFSETS_TOPIC, self.num_partitions):
             try:
                 kind, group_id, topic, partition = decode_key(key)
             except (ValueError, struct.error):
@@ -291,21 +230,3 @@ class OffsetStore:
                 group = result[group_id] = Group(group_id, state_timestamp_ms=now_ms)
             group.offsets[(topic, partition)] = entry
         return result
-
-    def _records(self) -> Iterator[tuple[bytes, bytes | None]]:
-        for p in range(self.num_partitions):
-            log = self.logs.partition(OFFSETS_TOPIC, p)
-            offset, end = log.log_start_offset, log.log_end_offset
-            while offset < end:
-                data = log.read(offset, 1 << 20)
-                if not data:
-                    break
-                view = memoryview(data)
-                last = offset
-                for pos, header in iter_batches(data):
-                    batch = view[pos : pos + header.size]
-                    for rec in decode_records(batch):
-                        if rec.offset >= offset and rec.key is not None:
-                            yield rec.key, rec.value
-                    last = header.last_offset
-                offset = max(last + 1, offset + 1)

@@ -10,7 +10,7 @@ brokers are refused with that reason.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from broker.context import RequestContext
@@ -349,32 +349,23 @@ def _broker_is_static(ctx: RequestContext, name: str) -> None:
 
 @handles(ALTER_CONFIGS, 0, 2)
 async def alter_configs(ctx: RequestContext, request: Any) -> Any:
-    logs = ctx.node.logs
-    validate_only = bool(request.validate_only)
-    responses = []
-    for res in request.resources:
-        result: dict[str, Any] = {
-            "resource_type": res.resource_type,
-            "resource_name": res.resource_name,
-            "error_code": ErrorCode.none,
-        }
-        try:
-            if res.resource_type == RESOURCE_BROKER:
-                _broker_is_static(ctx, res.resource_name)
-            _require_topic(ctx, res.resource_type, res.resource_name)
-            set_ = {c.name: c.value for c in res.configs if c.value is not None}
-            delete = [c.name for c in res.configs if c.value is None]
-            logs.alter_configs(
-                res.resource_name, set_, delete, replace_all=True, validate_only=validate_only
-            )
-        except KafkaError as exc:
-            result.update(error_code=exc.code, error_message=exc.message)
-        responses.append(result)
-    return ctx.respond({"throttle_time_ms": 0, "responses": responses})
+    return _alter(ctx, request, _replacement, replace_all=True)
 
 
 @handles(INCREMENTAL_ALTER_CONFIGS, 0, 1)
 async def incremental_alter_configs(ctx: RequestContext, request: Any) -> Any:
+    return _alter(ctx, request, _incremental, replace_all=False)
+
+
+def _alter(
+    ctx: RequestContext,
+    request: Any,
+    changes: Callable[[RequestContext, Any], tuple[dict[str, str], list[str]]],
+    *,
+    replace_all: bool,
+) -> Any:
+    """Both AlterConfigs flavours: they differ only in how a resource's entries become
+    ``(set, delete)`` and whether unnamed configs fall back to their defaults."""
     logs = ctx.node.logs
     validate_only = bool(request.validate_only)
     responses = []
@@ -388,14 +379,25 @@ async def incremental_alter_configs(ctx: RequestContext, request: Any) -> Any:
             if res.resource_type == RESOURCE_BROKER:
                 _broker_is_static(ctx, res.resource_name)
             _require_topic(ctx, res.resource_type, res.resource_name)
-            set_, delete = _incremental(ctx, res)
+            set_, delete = changes(ctx, res)
             logs.alter_configs(
-                res.resource_name, set_, delete, replace_all=False, validate_only=validate_only
+                res.resource_name,
+                set_,
+                delete,
+                replace_all=replace_all,
+                validate_only=validate_only,
             )
         except KafkaError as exc:
             result.update(error_code=exc.code, error_message=exc.message)
         responses.append(result)
     return ctx.respond({"throttle_time_ms": 0, "responses": responses})
+
+
+def _replacement(ctx: RequestContext, res: Any) -> tuple[dict[str, str], list[str]]:
+    """AlterConfigs: every named config is set (or deleted when its value is null)."""
+    set_ = {c.name: c.value for c in res.configs if c.value is not None}
+    delete = [c.name for c in res.configs if c.value is None]
+    return set_, delete
 
 
 def _require_topic(ctx: RequestContext, resource_type: int, name: str) -> None:

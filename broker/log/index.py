@@ -59,14 +59,28 @@ class _AppendFile:
             self._fd = None
 
 
-class OffsetIndex:
-    """Relative offset → file position of the batch starting there."""
+class _PairIndex:
+    """Entries ``(first, second)`` with strictly increasing ``first``, kept in two parallel
+    arrays and mirrored in an append-only file; the two index kinds differ only in their
+    entry layout, column names and what makes a loaded file valid."""
+
+    _ENTRY: struct.Struct
+    _TYPECODES: tuple[str, str]
 
     def __init__(self, path: Path) -> None:
         self.file = _AppendFile(path)
-        self.rel_offsets: array[int] = array("i")
-        self.positions: array[int] = array("i")
+        self._firsts: array[int] = array(self._TYPECODES[0])
+        self._seconds: array[int] = array(self._TYPECODES[1])
         self._pending = bytearray()
+
+    @staticmethod
+    def _follows(first: int, second: int, prev_first: int, prev_second: int) -> bool:
+        """Whether entry ``(first, second)`` may come after ``(prev_first, prev_second)``."""
+        raise NotImplementedError
+
+    def _sane(self, first: int, second: int) -> bool:
+        """Whether one entry is valid on its own."""
+        return True
 
     def load(self) -> bool:
         """Read the file; False when it is missing or damaged (the caller rebuilds)."""
@@ -74,23 +88,26 @@ class OffsetIndex:
             data = self.file.path.read_bytes()
         except FileNotFoundError:
             return False
-        if len(data) % _OFF.size:
+        if len(data) % self._ENTRY.size:
             return False
-        rels, poss = array("i"), array("i")
-        for rel, pos in _OFF.iter_unpack(data):
-            if (rels and (rel <= rels[-1] or pos <= poss[-1])) or rel < 0 or pos < 0:
+        firsts, seconds = array(self._TYPECODES[0]), array(self._TYPECODES[1])
+        follows, sane = self._follows, self._sane
+        for first, second in self._ENTRY.iter_unpack(data):
+            if not sane(first, second) or (
+                firsts and not follows(first, second, firsts[-1], seconds[-1])
+            ):
                 return False
-            rels.append(rel)
-            poss.append(pos)
-        self.rel_offsets, self.positions = rels, poss
+            firsts.append(first)
+            seconds.append(second)
+        self._firsts, self._seconds = firsts, seconds
         return True
 
-    def append(self, rel_offset: int, position: int) -> None:
-        if self.rel_offsets and rel_offset <= self.rel_offsets[-1]:
+    def append(self, first: int, second: int) -> None:
+        if self._firsts and first <= self._firsts[-1]:
             return
-        self.rel_offsets.append(rel_offset)
-        self.positions.append(position)
-        self._pending += _OFF.pack(rel_offset, position)
+        self._firsts.append(first)
+        self._seconds.append(second)
+        self._pending += self._ENTRY.pack(first, second)
 
     def write_pending(self) -> None:
         """Write the entries appended since the last call (one write per log append)."""
@@ -98,89 +115,85 @@ class OffsetIndex:
             self.file.write(bytes(self._pending))
             self._pending.clear()
 
+    def reset(self, entries: list[tuple[int, int]]) -> None:
+        """Replace all entries (after recovery or compaction) and rewrite the file."""
+        self._firsts = array(self._TYPECODES[0], (e[0] for e in entries))
+        self._seconds = array(self._TYPECODES[1], (e[1] for e in entries))
+        self._pending.clear()
+        pack = self._ENTRY.pack
+        self.file.rewrite(b"".join(pack(a, b) for a, b in entries))
+
+    def __len__(self) -> int:
+        return len(self._firsts)
+
+
+class OffsetIndex(_PairIndex):
+    """Relative offset → file position of the batch starting there."""
+
+    _ENTRY = _OFF
+    _TYPECODES = ("i", "i")
+
+    @staticmethod
+    def _follows(first: int, second: int, prev_first: int, prev_second: int) -> bool:
+        return first > prev_first and second > prev_second
+
+    def _sane(self, first: int, second: int) -> bool:
+        return first >= 0 and second >= 0
+
+    @property
+    def rel_offsets(self) -> array[int]:
+        return self._firsts
+
+    @property
+    def positions(self) -> array[int]:
+        return self._seconds
+
     def floor(self, rel_offset: int) -> tuple[int, int]:
         """The last entry at or below ``rel_offset``, else ``(0, 0)`` (segment start)."""
-        i = bisect_right(self.rel_offsets, rel_offset) - 1
+        i = bisect_right(self._firsts, rel_offset) - 1
         if i < 0:
             return 0, 0
-        return self.rel_offsets[i], self.positions[i]
+        return self._firsts[i], self._seconds[i]
 
     def floor_position(self, position: int) -> int:
         """The last indexed batch boundary at or below ``position`` (0 if none)."""
-        i = bisect_right(self.positions, position) - 1
-        return self.positions[i] if i >= 0 else 0
-
-    def reset(self, entries: list[tuple[int, int]]) -> None:
-        """Replace all entries (after recovery or compaction) and rewrite the file."""
-        self.rel_offsets = array("i", (e[0] for e in entries))
-        self.positions = array("i", (e[1] for e in entries))
-        self._pending.clear()
-        self.file.rewrite(b"".join(_OFF.pack(r, p) for r, p in entries))
+        positions = self._seconds
+        i = bisect_right(positions, position) - 1
+        return positions[i] if i >= 0 else 0
 
     def truncate_after(self, position: int) -> None:
         """Drop entries pointing at or beyond ``position``."""
-        i = bisect_left(self.positions, position)
-        if i < len(self.positions):
-            self.reset(list(zip(self.rel_offsets[:i], self.positions[:i], strict=True)))
-
-    def __len__(self) -> int:
-        return len(self.rel_offsets)
+        i = bisect_left(self._seconds, position)
+        if i < len(self._seconds):
+            self.reset(list(zip(self._firsts[:i], self._seconds[:i], strict=True)))
 
 
-class TimeIndex:
+class TimeIndex(_PairIndex):
     """Max timestamp so far → relative offset of the batch where it was reached."""
 
-    def __init__(self, path: Path) -> None:
-        self.file = _AppendFile(path)
-        self.timestamps: array[int] = array("q")
-        self.rel_offsets: array[int] = array("i")
-        self._pending = bytearray()
+    _ENTRY = _TIME
+    _TYPECODES = ("q", "i")
 
-    def load(self) -> bool:
-        try:
-            data = self.file.path.read_bytes()
-        except FileNotFoundError:
-            return False
-        if len(data) % _TIME.size:
-            return False
-        tss, rels = array("q"), array("i")
-        for ts, rel in _TIME.iter_unpack(data):
-            if tss and (ts <= tss[-1] or rel < rels[-1]):
-                return False
-            tss.append(ts)
-            rels.append(rel)
-        self.timestamps, self.rel_offsets = tss, rels
-        return True
+    @staticmethod
+    def _follows(first: int, second: int, prev_first: int, prev_second: int) -> bool:
+        return first > prev_first and second >= prev_second
+
+    @property
+    def timestamps(self) -> array[int]:
+        return self._firsts
+
+    @property
+    def rel_offsets(self) -> array[int]:
+        return self._seconds
 
     @property
     def last_timestamp(self) -> int:
-        return self.timestamps[-1] if self.timestamps else -1
-
-    def append(self, timestamp: int, rel_offset: int) -> None:
-        if self.timestamps and timestamp <= self.timestamps[-1]:
-            return
-        self.timestamps.append(timestamp)
-        self.rel_offsets.append(rel_offset)
-        self._pending += _TIME.pack(timestamp, rel_offset)
-
-    def write_pending(self) -> None:
-        if self._pending:
-            self.file.write(bytes(self._pending))
-            self._pending.clear()
+        return self._firsts[-1] if self._firsts else -1
 
     def below(self, timestamp: int) -> int:
         """Relative offset from which a scan for ``timestamp`` may start (0 if none).
 
         Every batch up to that entry's batch has max timestamp < ``timestamp``.
         """
-        i = bisect_left(self.timestamps, timestamp) - 1
-        return self.rel_offsets[i] if i >= 0 else 0
-
-    def reset(self, entries: list[tuple[int, int]]) -> None:
-        self.timestamps = array("q", (e[0] for e in entries))
-        self.rel_offsets = array("i", (e[1] for e in entries))
-        self._pending.clear()
-        self.file.rewrite(b"".join(_TIME.pack(t, r) for t, r in entries))
-
-    def __len__(self) -> int:
-        return len(self.timestamps)
+        i = bisect_left(self._firsts, timestamp) - 1
+        return self._seconds[i] if i >= 0 else 0

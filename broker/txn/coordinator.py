@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from broker.errors import ErrorCode, KafkaError
+from broker.internal_topic import coordinator_partition, read_keyed
 from broker.log.partition import write_atomically
-from broker.log.records import Record, build_batch, decode_records, iter_batches
+from broker.log.records import Record, build_batch
 from broker.txn.state import (
     TXN_TOPIC,
     PendingOffset,
@@ -67,14 +68,6 @@ class _Groups(Protocol):
     def materialize_txn_offsets(
         self, group_id: str, offsets: Mapping[tuple[str, int], tuple[int, int, str]]
     ) -> None: ...
-
-
-def _java_hash(text: str) -> int:
-    h = 0
-    data = text.encode("utf-16-be")
-    for i in range(0, len(data), 2):
-        h = (31 * h + ((data[i] << 8) | data[i + 1])) & 0xFFFFFFFF
-    return h - (1 << 32) if h & 0x80000000 else h
 
 
 class TransactionCoordinator:
@@ -115,7 +108,7 @@ class TransactionCoordinator:
         info = self.logs.topics().get(TXN_TOPIC)
         if info is not None:
             self.num_partitions = info.partitions
-            for key, value in self._records(info.partitions):
+            for key, value in read_keyed(self.logs, TXN_TOPIC, info.partitions):
                 try:
                     txn_id = decode_key(key)
                     if value is None:
@@ -373,8 +366,7 @@ class TransactionCoordinator:
         self._persist(meta)
 
     def _partition_for(self, txn_id: str) -> int:
-        h = _java_hash(txn_id)
-        return (0 if h == -(2**31) else abs(h)) % self.num_partitions
+        return coordinator_partition(txn_id, self.num_partitions)
 
     def _persist(self, meta: TxnMetadata) -> None:
         info = self.logs.topics().get(TXN_TOPIC)
@@ -405,20 +397,3 @@ class TransactionCoordinator:
             raise KafkaError(
                 ErrorCode.coordinator_not_available, f"cannot write {TXN_TOPIC}: {exc.message}"
             ) from exc
-
-    def _records(self, num_partitions: int) -> Iterable[tuple[bytes, bytes | None]]:
-        for p in range(num_partitions):
-            part = self.logs.partition(TXN_TOPIC, p)
-            offset, end = part.log_start_offset, part.log_end_offset
-            while offset < end:
-                data = part.read(offset, 1 << 20)
-                if not data:
-                    break
-                view = memoryview(data)
-                last = offset
-                for pos, h in iter_batches(data):
-                    for rec in decode_records(view[pos : pos + h.size]):
-                        if rec.offset >= offset and rec.key is not None:
-                            yield rec.key, rec.value
-                    last = h.last_offset
-                offset = max(last + 1, offset + 1)

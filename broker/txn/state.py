@@ -23,6 +23,8 @@ import enum
 import struct
 from dataclasses import dataclass, field
 
+from broker.internal_topic import Reader, put_str
+
 __all__ = [
     "TXN_TOPIC",
     "PendingOffset",
@@ -81,40 +83,15 @@ class TxnMetadata:
     """group id -> (topic, partition) -> offset committed inside the open transaction."""
 
 
-def _str(out: bytearray, value: str) -> None:
-    raw = value.encode()
-    out += _H.pack(len(raw))
-    out += raw
-
-
-class _Reader:
-    __slots__ = ("buf", "pos")
-
-    def __init__(self, buf: bytes) -> None:
-        self.buf = buf
-        self.pos = 0
-
-    def take(self, s: struct.Struct) -> int:
-        (v,) = s.unpack_from(self.buf, self.pos)
-        self.pos += s.size
-        return int(v)
-
-    def str(self) -> str:
-        n = self.take(_H)
-        raw = self.buf[self.pos : self.pos + max(n, 0)]
-        self.pos += max(n, 0)
-        return raw.decode()
-
-
 def encode_key(transactional_id: str) -> bytes:
     out = bytearray(_H.pack(0))
-    _str(out, transactional_id)
+    put_str(out, transactional_id)
     return bytes(out)
 
 
 def decode_key(key: bytes) -> str:
-    r = _Reader(key)
-    version = r.take(_H)
+    r = Reader(key)
+    version = r.i16()
     if version != 0:
         raise ValueError(f"unknown {TXN_TOPIC} key version {version}")
     return r.str()
@@ -133,44 +110,44 @@ def encode_value(m: TxnMetadata) -> bytes:
         by_topic.setdefault(topic, []).append(partition)
     out += _I.pack(len(by_topic))
     for topic, parts in by_topic.items():
-        _str(out, topic)
+        put_str(out, topic)
         out += _I.pack(len(parts))
         for p in parts:
             out += _I.pack(p)
     out += _I.pack(len(m.offsets))
     for group, entries in m.offsets.items():
-        _str(out, group)
+        put_str(out, group)
         out += _I.pack(len(entries))
         for (topic, partition), e in entries.items():
-            _str(out, topic)
+            put_str(out, topic)
             out += _I.pack(partition)
             out += _Q.pack(e.offset)
             out += _I.pack(e.leader_epoch)
-            _str(out, e.metadata)
+            put_str(out, e.metadata)
     return bytes(out)
 
 
 def decode_value(transactional_id: str, value: bytes) -> TxnMetadata:
-    r = _Reader(value)
-    r.take(_H)
+    r = Reader(value)
+    r.i16()
     m = TxnMetadata(
         transactional_id,
-        producer_id=r.take(_Q),
-        producer_epoch=r.take(_H),
-        timeout_ms=r.take(_I),
-        state=TxnState(r.take(_B)),
-        start_ms=r.take(_Q),
-        update_ms=r.take(_Q),
+        producer_id=r.i64(),
+        producer_epoch=r.i16(),
+        timeout_ms=r.i32(),
+        state=TxnState(r.i8()),
+        start_ms=r.i64(),
+        update_ms=r.i64(),
     )
-    for _ in range(r.take(_I)):
+    for _ in range(r.i32()):
         topic = r.str()
-        for _p in range(r.take(_I)):
-            m.partitions.add((topic, r.take(_I)))
-    for _ in range(r.take(_I)):
+        for _p in range(r.i32()):
+            m.partitions.add((topic, r.i32()))
+    for _ in range(r.i32()):
         group = r.str()
         entries = m.offsets.setdefault(group, {})
-        for _e in range(r.take(_I)):
+        for _e in range(r.i32()):
             topic = r.str()
-            partition = r.take(_I)
-            entries[(topic, partition)] = PendingOffset(r.take(_Q), r.take(_I), r.str())
+            partition = r.i32()
+            entries[(topic, partition)] = PendingOffset(r.i64(), r.i32(), r.str())
     return m

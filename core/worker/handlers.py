@@ -6,9 +6,10 @@ usually runs over the whole batch before anything downstream sees it, so the fai
 read from the generated loop's frame, the records before it are run again, the bad one is
 skipped or dead-lettered, and the rest continues. Where a fan-out's paths meet again, the fused
 loop calls later steps record by record (to keep Kafka Streams' order) and names its offset
-variable differently, which sends such failures to the one-record-at-a-time replay below. A failure further downstream (an aggregator, a
-processor) cannot be located that way; the batch is then replayed one record at a time, so
-steps before the failure may see the earlier records of that batch twice (at-least-once).
+variable differently, which sends such failures to the one-record-at-a-time replay below. A
+failure further downstream (an aggregator, a processor) cannot be located that way; the batch
+is then replayed one record at a time, so steps before the failure may see the earlier records
+of that batch twice (at-least-once).
 """
 
 from __future__ import annotations

@@ -1,11 +1,24 @@
 """Stream processors side by side on the included broker: flows, faust-streaming, quixstreams.
 
-Two workloads, the same input for every processor, in one run on one broker:
+Four workloads, the same input for every processor, in one run on one broker:
 
 * ``stateless``: JSON decode, filter (``amount >= 10``, keeps 90 %), map (add ``cents``), JSON
   encode to an output topic -- ``--records`` records (default 1,000,000);
 * ``stateful``: count per key over ``--keys`` keys (default 100,000) with a changelog, one output
-  record per input record -- ``--stateful-records`` records (default 1,000,000).
+  record per input record -- ``--stateful-records`` records (default 1,000,000);
+* ``window``: count per key and 1-minute tumbling window (grace 5 s) over ``--keys`` keys, one
+  output record per update (no suppression: quixstreams' ``.current()``, faust's
+  ``.current()``) -- ``--window-records`` records (default 1,000,000) whose event times advance
+  evenly through ``--window-minutes`` minutes (default 3), so every key gets several records
+  in each window and windows roll over and expire during the run;
+* ``join`` (flows only): a ``users`` table topic of ``--keys`` rows is written, the processor
+  is started and, once it has committed the whole table topic, ``--join-records`` stream
+  records (default 1,000,000, encoded beforehand) are produced as fast as the producer goes
+  and joined to it (inner join, every key present). Its e2e time runs from the first stream
+  record produced to the last output; "1st out" still counts from process start (it includes
+  loading the table). The stream is only written once the table is in: the worker does not
+  yet hold back a stream partition until the table partition it joins has caught up (Kafka's
+  ``max.task.idle.ms``), so records read before the table would find no match.
 
 A raw aiokafka consume-and-produce passthrough (no decoding) gives the ceiling. Each processor
 runs as its own process, started once its input is fully written; the harness polls the
@@ -23,6 +36,11 @@ script runs them with that interpreter when it exists; otherwise they are report
     python bench/streams_vs_peers.py                 # full run
     python bench/streams_vs_peers.py --quick         # CI smoke test (small inputs)
     python bench/streams_vs_peers.py --only flows,raw
+    python bench/streams_vs_peers.py --workloads window,join
+
+A run that hits ``--timeout`` (faust-streaming on 1,000,000 records takes many minutes) is
+reported from the outputs it produced by then: its e2e and steady rates are outputs per second
+over the time it ran, and its note says so.
 """
 
 from __future__ import annotations
@@ -38,9 +56,11 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +71,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 PEER_PYTHON = REPO_ROOT / "bench" / ".venv" / "bin" / "python"
 PARTITIONS = 4
 PROCESSORS = ("raw", "flows", "faust", "quix")
+WORKLOADS = ("stateless", "stateful", "window", "join")
+#: The processors each workload is run with (the stream-table join is flows' own).
+RUNS_ON = {"join": ("flows",)}
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -66,10 +89,12 @@ class Result:
     processor_cpu_s: float
     broker_cpu_s: float
     note: str = ""
+    partial: bool = False
 
     @property
     def e2e_rps(self) -> float:
-        return self.records / self.total_s if self.total_s > 0 else float("nan")
+        done = self.outputs if self.partial else self.records
+        return done / self.total_s if self.total_s > 0 else float("nan")
 
 
 def _load_launcher() -> Any:
@@ -107,8 +132,33 @@ def create_topics(bootstrap: str, topics: list[str]) -> None:
         f.result(30)
 
 
-def write_input(bootstrap: str, topic: str, records: int, keys: int | None) -> int:
-    """Write the workload's input; returns how many records pass the stateless filter."""
+def _produce(producer: Producer, topic: str, value: bytes, key: bytes, ts: int | None) -> None:
+    while True:
+        try:
+            if ts is None:
+                producer.produce(topic, value, key)
+            else:
+                producer.produce(topic, value, key, timestamp=ts)
+            return
+        except BufferError:
+            producer.poll(0.05)
+
+
+def write_input(
+    bootstrap: str,
+    topic: str,
+    records: int,
+    keys: int | None,
+    *,
+    start_ms: int | None = None,
+    span_ms: int = 0,
+) -> int:
+    """Write the workload's input; returns how many records pass the stateless filter.
+
+    With ``start_ms`` the record times advance evenly from ``start_ms`` over ``span_ms``
+    (non-decreasing within every partition, so nothing is late); otherwise they are the
+    producer's clock.
+    """
     rng = random.Random(42)
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.size": 1_000_000})
     passing = 0
@@ -117,16 +167,58 @@ def write_input(bootstrap: str, topic: str, records: int, keys: int | None) -> i
         passing += amount >= 10
         key = f"k{rng.randrange(keys)}" if keys else f"u{i % 1000}"
         value = json.dumps({"id": i, "user": key, "amount": amount, "kind": "view"})
-        while True:
-            try:
-                producer.produce(topic, value.encode(), key.encode())
-                break
-            except BufferError:
-                producer.poll(0.05)
+        ts = None if start_ms is None else start_ms + i * span_ms // records
+        _produce(producer, topic, value.encode(), key.encode(), ts)
         if i % 10_000 == 0:
             producer.poll(0)
     producer.flush(120)
     return passing
+
+
+def encode_input(records: int, keys: int) -> list[tuple[bytes, bytes]]:
+    """The join's stream records as (key, value) bytes, so producing them costs little."""
+    rng = random.Random(7)
+    out = []
+    for i in range(records):
+        key = f"k{rng.randrange(keys)}"
+        value = json.dumps({"id": i, "user": key, "amount": rng.randrange(100), "kind": "view"})
+        out.append((key.encode(), value.encode()))
+    return out
+
+
+def produce_all(bootstrap: str, topic: str, pairs: list[tuple[bytes, bytes]]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "batch.size": 1_000_000})
+    for i, (key, value) in enumerate(pairs):
+        _produce(producer, topic, value, key, None)
+        if i % 10_000 == 0:
+            producer.poll(0)
+    producer.flush(120)
+
+
+def committed_all(bootstrap: str, group: str, topic: str) -> bool:
+    """Whether ``group`` has committed the end of every partition of ``topic``."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        parts = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        done = consumer.committed(parts, timeout=10)
+        for tp in done:
+            _low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            if tp.offset < high:
+                return False
+        return True
+    finally:
+        consumer.close()
+
+
+def write_table(bootstrap: str, topic: str, keys: int, ts: int) -> None:
+    """One row per key (``k0`` .. ``k<keys-1>``), all at time ``ts``: the join's table."""
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.size": 1_000_000})
+    for i in range(keys):
+        value = json.dumps({"name": f"user {i}", "tier": i % 3})
+        _produce(producer, topic, value.encode(), f"k{i}".encode(), ts)
+        if i % 10_000 == 0:
+            producer.poll(0)
+    producer.flush(120)
 
 
 def end_offsets(consumer: Consumer, topic: str) -> int:
@@ -159,6 +251,29 @@ out = app.topic("{sink}", key_serde="str", value_serde="int")
     .group_by_key(name="by-key", key_serde="str", value_serde="json")
     .count(name="counts")
     .to_stream()
+    .to(out))
+""",
+    "window": """
+import flows
+from flows import windows
+app = flows.App("bench-flows-window")
+src = app.topic("{source}", key_serde="str", value_serde="json")
+out = app.topic("{sink}", key_serde=windows.windowed_serde("str"), value_serde="int")
+(app.stream(src)
+    .group_by_key(name="by-key", key_serde="str", value_serde="json")
+    .window(windows.tumbling(60, grace=5))
+    .count(name="counts")
+    .to_stream()
+    .to(out))
+""",
+    "join": """
+import flows
+app = flows.App("bench-flows-join")
+users = app.table(app.topic("{table}", key_serde="str", value_serde="json"), name="users")
+src = app.topic("{source}", key_serde="str", value_serde="json")
+out = app.topic("{sink}", key_serde="str", value_serde="json")
+(app.stream(src)
+    .join(users, lambda c, u: {{**c, "name": u["name"], "tier": u["tier"]}}, name="enrich")
     .to(out))
 """,
 }
@@ -223,6 +338,23 @@ async def process(stream):
 if __name__ == "__main__":
     app.main()
 """,
+    "window": """
+import faust
+from datetime import timedelta
+app = faust.App("bench-faust-window", broker="kafka://{bootstrap}", web_enabled=False,
+                topic_partitions={partitions}, store="memory://", producer_linger_ms=5)
+src = app.topic("{source}", key_serializer="raw", value_serializer="raw")
+out = app.topic("{sink}", key_serializer="raw", value_serializer="raw")
+counts = (app.Table("wcounts", default=int, partitions={partitions})
+          .tumbling(60, expires=timedelta(minutes=5)).relative_to_stream())
+@app.agent(src)
+async def process(stream):
+    async for event in stream.events():
+        counts[event.key] += 1
+        await out.send(key=event.key, value=counts[event.key].current().to_bytes(8, "big"))
+if __name__ == "__main__":
+    app.main()
+""",
 }
 
 QUIX_SCRIPT = {
@@ -252,16 +384,33 @@ sdf = app.dataframe(src).apply(count, stateful=True, metadata=True)
 sdf.to_topic(out)
 app.run()
 """,
+    "window": """
+from quixstreams import Application
+app = Application(broker_address="{bootstrap}", consumer_group="bench-quix-window",
+                  auto_offset_reset="earliest", state_dir="{state}")
+src = app.topic("{source}", key_deserializer="str", value_deserializer="json")
+out = app.topic("{sink}", key_serializer="str", value_serializer="json")
+sdf = app.dataframe(src).tumbling_window(duration_ms=60_000, grace_ms=5_000).count().current()
+sdf.to_topic(out)
+app.run()
+""",
 }
 
 
 def processor_command(
-    name: str, workload: str, bootstrap: str, source: str, sink: str, work: Path
+    name: str,
+    workload: str,
+    bootstrap: str,
+    source: str,
+    sink: str,
+    work: Path,
+    flows_args: tuple[str, ...] = (),
 ) -> list[str] | None:
     """The command that runs ``name`` on ``workload``; None when it is not installed."""
     fmt = {
         "bootstrap": bootstrap,
         "source": source,
+        "table": table_topic(workload),
         "sink": sink,
         "workload": workload,
         "partitions": PARTITIONS,
@@ -283,6 +432,7 @@ def processor_command(
             str(work / f"flows-{workload}-state"),
             "--log-level",
             "WARNING",
+            *flows_args,
         ]
     if name == "raw":
         return [sys.executable, "-c", RAW_SCRIPT.format(**fmt)]
@@ -297,6 +447,10 @@ def processor_command(
     raise ValueError(name)
 
 
+def table_topic(workload: str) -> str:
+    return f"bench-table-{workload}"
+
+
 def run_processor(
     name: str,
     workload: str,
@@ -307,10 +461,15 @@ def run_processor(
     expected: int,
     work: Path,
     timeout_s: float,
+    feed: tuple[Callable[[], bool], Callable[[], None]] | None = None,
+    flows_args: tuple[str, ...] = (),
 ) -> Result:
+    """Run one processor until its output is complete; ``feed`` is (ready, write): once the
+    processor is ``ready()``, ``write()`` produces its input in a thread and the e2e time
+    counts from then."""
     sink = f"bench-out-{name}-{workload}"
     create_topics(bootstrap, [sink])
-    cmd = processor_command(name, workload, bootstrap, source, sink, work)
+    cmd = processor_command(name, workload, bootstrap, source, sink, work, flows_args)
     if cmd is None:
         return Result(name, workload, records, 0, 0, 0, 0, 0, 0, "skipped: bench/setup_peers.sh")
     env = dict(os.environ)
@@ -328,8 +487,14 @@ def run_processor(
     note = ""
     deadline = started + timeout_s
     cpu = float("nan")
+    fed_at = 0.0
+    feeder: threading.Thread | None = None
     try:
         while True:
+            if feed is not None and feeder is None and feed[0]():
+                feeder = threading.Thread(target=feed[1], daemon=True)
+                fed_at = time.perf_counter() - started
+                feeder.start()
             now = time.perf_counter()
             n = end_offsets(watcher, sink)
             samples.append((now - started, n))
@@ -341,12 +506,12 @@ def run_processor(
                 note = f"exited with {proc.returncode} (see {log_path.name})"
                 break
             if now > deadline:
-                note = f"timed out at {n}/{expected} outputs"
+                note = f"timed out at {n}/{expected} outputs; rates from these"
                 break
             time.sleep(0.1)
         cpu = cpu_seconds(proc.pid, children=True)
     finally:
-        total = samples[-1][0] if samples else float("nan")
+        total = samples[-1][0] - fed_at if samples else float("nan")
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -357,6 +522,7 @@ def run_processor(
         watcher.close()
     broker_cpu = cpu_seconds(broker_pid) - broker0
     outputs = samples[-1][1] if samples else 0
+    partial = outputs < expected
     return Result(
         name,
         workload,
@@ -364,10 +530,11 @@ def run_processor(
         outputs,
         total,
         first,
-        steady_rate(samples, expected),
+        steady_rate(samples, outputs if partial else expected),
         cpu,
         broker_cpu,
         note,
+        partial,
     )
 
 
@@ -409,26 +576,42 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--stateful-records", type=int, default=1_000_000)
+    parser.add_argument("--window-records", type=int, default=1_000_000)
+    parser.add_argument("--window-minutes", type=int, default=3)
+    parser.add_argument("--join-records", type=int, default=1_000_000)
     parser.add_argument("--keys", type=int, default=100_000)
     parser.add_argument("--quick", action="store_true", help="small inputs (CI smoke test)")
     parser.add_argument(
         "--only", default=",".join(PROCESSORS), help=f"comma list of {', '.join(PROCESSORS)}"
     )
-    parser.add_argument("--workloads", default="stateless,stateful")
+    parser.add_argument(
+        "--workloads", default=",".join(WORKLOADS), help=f"comma list of {', '.join(WORKLOADS)}"
+    )
     parser.add_argument("--timeout", type=float, default=900.0, help="per processor run (s)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
+    parser.add_argument(
+        "--keep", type=Path, help="work in this directory and keep it (processor logs, scripts)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.records, args.stateful_records, args.keys = 20_000, 20_000, 2_000
+        args.window_records, args.join_records = 20_000, 20_000
         args.timeout = min(args.timeout, 300.0)
     chosen = [p.strip() for p in args.only.split(",") if p.strip()]
     unknown = sorted(set(chosen) - set(PROCESSORS))
     if unknown:
         parser.error(f"unknown processor(s) {unknown}: choose from {', '.join(PROCESSORS)}")
     workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    unknown = sorted(set(workloads) - set(WORKLOADS))
+    if unknown:
+        parser.error(f"unknown workload(s) {unknown}: choose from {', '.join(WORKLOADS)}")
     results: list[Result] = []
-    with tempfile.TemporaryDirectory(prefix="flows-bench-") as tmp:
-        work = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            work = args.keep.resolve()
+        else:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="flows-bench-")))
         with broker(work) as (bootstrap, pid):
             for workload in workloads:
                 source = f"bench-in-{workload}"
@@ -436,11 +619,33 @@ def main(argv: list[str] | None = None) -> int:
                 if workload == "stateless":
                     records = args.records
                     passing = write_input(bootstrap, source, records, None)
+                elif workload == "stateful":
+                    records = passing = args.stateful_records
+                    write_input(bootstrap, source, records, args.keys)
+                elif workload == "window":
+                    records = passing = args.window_records
+                    # Event times start on a whole minute in the recent past (well inside the
+                    # topics' retention) and advance evenly through --window-minutes.
+                    span_ms = args.window_minutes * 60_000
+                    start_ms = (int(time.time() * 1000) - span_ms) // 60_000 * 60_000 - 60_000
+                    write_input(
+                        bootstrap,
+                        source,
+                        records,
+                        args.keys,
+                        start_ms=start_ms,
+                        span_ms=span_ms,
+                    )
                 else:
-                    records = args.stateful_records
-                    passing = write_input(bootstrap, source, records, args.keys)
+                    records = passing = args.join_records
+                    table = table_topic(workload)
+                    create_topics(bootstrap, [table])
+                    write_table(bootstrap, table, args.keys, int(time.time() * 1000) - 60_000)
+                    pairs = encode_input(records, args.keys)
                 for name in chosen:
-                    expected = records if name == "raw" or workload == "stateful" else passing
+                    if name not in RUNS_ON.get(workload, PROCESSORS):
+                        continue
+                    expected = records if name == "raw" else passing
                     result = run_processor(
                         name,
                         workload,
@@ -451,13 +656,29 @@ def main(argv: list[str] | None = None) -> int:
                         expected,
                         work,
                         args.timeout,
+                        feed=(
+                            (
+                                partial(committed_all, bootstrap, f"bench-{name}-join", table),
+                                partial(produce_all, bootstrap, source, pairs),
+                            )
+                            if workload == "join"
+                            else None
+                        ),
+                        # --quick: commit the loaded table after 1 s, not the default 30 s
+                        flows_args=(
+                            ("--commit-interval-ms", "1000")
+                            if args.quick and workload == "join"
+                            else ()
+                        ),
                     )
                     results.append(result)
                     print_table([result])
     print()
     print(
-        f"records: stateless {args.records}, stateful {args.stateful_records} "
-        f"over {args.keys} keys; {PARTITIONS} partitions; one included broker"
+        f"records: stateless {args.records}, stateful {args.stateful_records}, "
+        f"window {args.window_records} over {args.window_minutes} min of event time, "
+        f"join {args.join_records}; {args.keys} keys; {PARTITIONS} partitions; "
+        f"one included broker"
     )
     print_table(results)
     if args.json:

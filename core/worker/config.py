@@ -86,6 +86,10 @@ class WorkerConfig:
     """Changelog records restored per loop turn: restoring never holds back running tasks."""
     errors: ErrorHandling = field(default_factory=ErrorHandling)
     client_id: str = "flows-worker"
+    max_task_idle_ms: int = 0
+    """Kafka's ``max.task.idle.ms`` for tasks with several inputs (joins, merges): such a task
+    always waits for an input with unread records on the broker; it also waits this long for
+    an input that is caught up but has nothing buffered. ``-1`` never waits."""
 
     def __post_init__(self) -> None:
         if self.processing_guarantee not in GUARANTEES:
@@ -97,6 +101,12 @@ class WorkerConfig:
             raise TopologyError(
                 f"--num-standby-replicas must be >= 0, got {self.num_standby_replicas}"
             )
+        if self.max_task_idle_ms < -1:
+            raise TopologyError(
+                f"--max-task-idle-ms must be >= 0, or -1 to never wait, got {self.max_task_idle_ms}"
+            )
+        if self.max_poll_records < 1:
+            raise TopologyError(f"--max-poll-records must be >= 1, got {self.max_poll_records}")
 
     @property
     def exactly_once(self) -> bool:

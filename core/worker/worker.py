@@ -4,6 +4,8 @@ One asyncio loop per worker process. Each turn::
 
     batches = await consumer.getmany(...)      # many partitions, many records, one await
     for each partition batch: task.process()   # fused closures, synchronous
+                                               # (a join's inputs: buffered, lowest timestamp
+                                               # first, waiting for an input that lags)
     await collector.drain()                    # one produce batch per partition
     await restorer.step()                      # one slice of changelog records, if restoring
     if commit is due: await committer.commit() # the commit protocol (core.worker.commit)
@@ -32,7 +34,7 @@ from aiokafka.structs import TopicPartition
 
 from core.compiler import Topology
 from core.metrics import WorkerMetrics
-from core.partition_group import merge_by_timestamp
+from core.partition_group import PartitionGroup, merge_by_timestamp
 from core.task import ConsumedRecord, Task
 from core.worker.commit import Committer
 from core.worker.config import WorkerConfig
@@ -47,6 +49,9 @@ from core.worker.topics import TopicLayout, TopicSetupError, ensure_topics, exis
 log = logging.getLogger("flows.worker")
 
 _MAX_BATCH_BYTES = 512 * 1024
+_MIN_BUFFERED_PER_PARTITION = 1000
+"""A join input buffering this many records (or ``max_poll_records``) is paused until the
+task catches up on it, as Kafka's ``buffered.records.per.partition``."""
 
 
 class _Listener(ConsumerRebalanceListener):
@@ -83,6 +88,15 @@ class Worker:
         self._sub_of: dict[str, int] = {
             t: s.id for s in topology.subtopologies if not s.is_global for t in s.source_topics
         }
+        # tasks with several inputs hold fetched records in a PartitionGroup until every input
+        # has records or is known to be caught up (see _process)
+        self._multi_input: dict[int, list[str]] = {
+            s.id: sorted(s.source_topics)
+            for s in topology.subtopologies
+            if not s.is_global and len(set(s.source_topics)) > 1
+        }
+        self._groups: dict[str, PartitionGroup] = {}
+        self._buffer_paused: set[TopicPartition] = set()
 
     # -- public --------------------------------------------------------------------------------
 
@@ -216,7 +230,7 @@ class Worker:
                 timeout_ms=timeout, max_records=self.config.max_poll_records
             )
             async with self._lock:
-                if data:
+                if data or self._holding():
                     self._process(data)
                     await self.collector.drain()
                 await self.globals.step()
@@ -236,6 +250,7 @@ class Worker:
         started = time.perf_counter()
         records_in = self.metrics.records_in
         per_task: dict[str, list[tuple[str, list[ConsumedRecord]]]] = {}
+        grouped: set[str] = set()
         for tp, messages in data.items():
             if not messages:
                 continue
@@ -250,8 +265,21 @@ class Worker:
             batch = [
                 (m.key, m.value, m.timestamp, m.headers, m.partition, m.offset) for m in messages
             ]
-            per_task.setdefault(task_id, []).append((tp.topic, batch))
             records_in.labels(task_id, tp.topic).inc(len(batch))
+            inputs = self._multi_input.get(self._sub_of.get(tp.topic, -1))
+            if inputs is not None:
+                group = self._groups.get(task_id)
+                if group is None:
+                    group = self._groups[task_id] = PartitionGroup(
+                        inputs, max_idle_ms=self.config.max_task_idle_ms
+                    )
+                group.add(tp.topic, batch)
+                grouped.add(task_id)
+                if group.buffered(tp.topic) >= self._buffer_limit():
+                    self.consumer.pause(tp)
+                    self._buffer_paused.add(tp)
+                continue
+            per_task.setdefault(task_id, []).append((tp.topic, batch))
         for task_id, batches in per_task.items():
             task = active[task_id]
             if len(batches) == 1:
@@ -262,8 +290,79 @@ class Worker:
                 for topic, run in merge_by_timestamp(batches):
                     self.runner.run(task, topic, run)
             self._count_late(task)
-        self.metrics.process_latency.observe(time.perf_counter() - started)
+        self._drain_groups()
+        if data:
+            self.metrics.process_latency.observe(time.perf_counter() - started)
         self._count_out()
+
+    def _holding(self) -> bool:
+        return any(g.buffered() for g in self._groups.values())
+
+    def _drain_groups(self) -> None:
+        """Process what the multi-input tasks may process now, lowest timestamp first.
+
+        Records stay buffered while an input of the task has nothing buffered but unread
+        records on the broker (Kafka Streams' rule since KIP-695), so a table is loaded before
+        the stream records that join it. Only processed records reach ``task.consumed``, so a
+        commit never covers buffered ones.
+        """
+        assert self.tasks is not None
+        now_ms = int(time.monotonic() * 1000)
+        for task_id, group in list(self._groups.items()):
+            if not group.buffered():
+                continue
+            task = self.tasks.active.get(task_id)
+            if task is None or task.state == "closed":
+                del self._groups[task_id]
+                continue
+            if task_id in self.tasks.restoring:
+                continue
+            partition = int(task_id.rpartition("_")[2])
+
+            def lag_of(topic: str, partition: int = partition) -> int | None:
+                return self._lag(TopicPartition(topic, partition))
+
+            runs = group.drain(now_ms, lag_of)
+            for topic, run in runs:
+                self.runner.run(task, topic, run)
+            if runs:
+                self._count_late(task)
+        if self._buffer_paused:
+            limit = self._buffer_limit()
+            resume = []
+            for tp in self._buffer_paused:
+                held = self._groups.get(self._task_of(tp))
+                if held is None or held.buffered(tp.topic) < limit:
+                    resume.append(tp)
+            self._buffer_paused.difference_update(resume)
+            restoring = self.tasks.restoring
+            assigned = self.consumer.assignment()
+            resume = [tp for tp in resume if tp in assigned and self._task_of(tp) not in restoring]
+            if resume:
+                self.consumer.resume(*resume)
+
+    def _buffer_limit(self) -> int:
+        return max(_MIN_BUFFERED_PER_PARTITION, self.config.max_poll_records)
+
+    def _lag(self, tp: TopicPartition) -> int | None:
+        """Records of ``tp`` known to be unread (fetched or not); ``None`` when not known yet.
+
+        Read from the consumer's partition state without an await: the position advances as
+        ``getmany`` hands records out, the high watermark (or, under read_committed, the last
+        stable offset) with every fetch response.
+        """
+        try:
+            state = self.consumer._subscription.subscription.assignment.state_value(tp)
+        except Exception:  # not assigned (any more): nothing to wait for
+            return 0
+        if state is None or not state.has_valid_position:
+            return None
+        end = state.highwater
+        if self.config.exactly_once and state.lso is not None and state.lso >= 0:
+            end = state.lso
+        if end is None:
+            return None
+        return max(0, end - state.position)
 
     def _count_late(self, task: Task) -> None:
         dropped = task.dropped_late_records
@@ -325,6 +424,8 @@ class Worker:
 
     async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
         async with self._lock:
+            # buffered records were never committed: they are fetched again after the rebalance
+            self._forget_buffers()
             if self.tasks is None or not self.tasks.active:
                 return
             try:
@@ -339,6 +440,7 @@ class Worker:
         async with self._lock:
             self.metrics.rebalances.inc()
             assert self.tasks is not None
+            self._forget_buffers()
             assignment = self._assignor_state.assignment
             try:
                 await self.tasks.apply(assignment, assigned)
@@ -346,6 +448,12 @@ class Worker:
                 log.exception("cannot take over the assigned tasks: %s", exc)
                 self.failure = exc
                 self.stop()
+
+    def _forget_buffers(self) -> None:
+        for group in self._groups.values():
+            group.clear()
+        self._groups.clear()
+        self._buffer_paused.clear()  # the consumer resets pause state on reassignment
 
     def _member(self) -> Any:
         assert self.tasks is not None

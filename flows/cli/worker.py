@@ -85,6 +85,18 @@ def worker(
             help="Default: 30000 (at_least_once) or 100 (exactly_once), as Kafka Streams.",
         ),
     ] = None,
+    max_task_idle_ms: Annotated[
+        int,
+        typer.Option(
+            "--max-task-idle-ms",
+            help="How long a join waits for an input with nothing buffered that is caught up "
+            "(one with unread records is always waited for); -1 never waits. As Kafka's "
+            "max.task.idle.ms.",
+        ),
+    ] = 0,
+    max_poll_records: Annotated[
+        int, typer.Option("--max-poll-records", help="Most records fetched per loop turn.")
+    ] = 2000,
     log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING...")] = "INFO",
 ) -> None:
     """Run the app's tasks, sharing them with every other worker of the same app."""
@@ -109,6 +121,8 @@ def worker(
             metrics_port=metrics_port,
             commit_interval_ms=commit_interval_ms,
             errors=errors,
+            max_task_idle_ms=max_task_idle_ms,
+            max_poll_records=max_poll_records,
         )
     except FlowsError as exc:
         raise CliError(str(exc)) from None

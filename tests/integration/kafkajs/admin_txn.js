@@ -6,7 +6,7 @@
 // compares it with what Kafka answers.
 
 const { ConfigResourceTypes } = require('kafkajs')
-const { makeKafka, makeRecord, withTimeout, fail } = require('./common')
+const { makeKafka, makeRecord, withTimeout, fail, emit } = require('./common')
 
 const TIMEOUT_MS = Number(process.env.KAFKAJS_TIMEOUT_MS || 60000)
 
@@ -106,7 +106,7 @@ async function main () {
   await admin.deleteTopics({ topics: ['adm-compact', 'adm-data'] })
   s.topicsAfterDelete = (await admin.listTopics()).filter((t) => t.startsWith('adm-')).sort()
   await admin.disconnect()
-  process.stdout.write(JSON.stringify(s) + '\n')
+  await emit(s)
 }
 
 main().then(() => process.exit(0), fail)

@@ -76,9 +76,14 @@ function withTimeout (promise, ms, what) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
 }
 
-function fail (error) {
-  process.stdout.write(JSON.stringify({ ok: false, error: String(error && error.stack ? error.stack : error) }) + '\n')
-  process.exit(1)
+// Writes to a pipe are asynchronous in Node: exiting before the write callback cuts the
+// output at 64 KiB, so both ways out wait for it.
+function emit (summary) {
+  return new Promise((resolve) => process.stdout.write(JSON.stringify(summary) + '\n', resolve))
 }
 
-module.exports = { makeKafka, makeRecord, dumpMessage, withTimeout, fail, N_KEYS }
+function fail (error) {
+  emit({ ok: false, error: String(error && error.stack ? error.stack : error) }).then(() => process.exit(1))
+}
+
+module.exports = { makeKafka, makeRecord, dumpMessage, withTimeout, emit, fail, N_KEYS }

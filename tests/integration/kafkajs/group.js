@@ -7,7 +7,7 @@
 // partition, N more records are produced and read by "a". stdout gets one JSON line:
 // per phase, each member's assignment and the (partition, offset, seq) it consumed.
 
-const { makeKafka, makeRecord, withTimeout, fail } = require('./common')
+const { makeKafka, makeRecord, withTimeout, fail, emit } = require('./common')
 
 const TOPIC = 'kafkajs-group'
 const GROUP = 'kafkajs-group'
@@ -105,7 +105,7 @@ async function main () {
 
   await producer.disconnect()
   await a.consumer.disconnect()
-  process.stdout.write(JSON.stringify(summary) + '\n')
+  await emit(summary)
 }
 
 main().then(() => process.exit(0), fail)

@@ -9,7 +9,7 @@
 const fs = require('fs')
 const path = require('path')
 const { CompressionTypes } = require('kafkajs')
-const { makeKafka, makeRecord, dumpMessage, withTimeout, fail } = require('./common')
+const { makeKafka, makeRecord, dumpMessage, withTimeout, fail, emit } = require('./common')
 
 const CODECS = { none: CompressionTypes.None, gzip: CompressionTypes.GZIP }
 const PARTITIONS = 3
@@ -84,7 +84,7 @@ async function main () {
   const groups = await admin.listGroups()
   summary.groups = groups.groups.map((g) => g.groupId).sort()
   await admin.disconnect()
-  process.stdout.write(JSON.stringify(summary) + '\n')
+  await emit(summary)
 }
 
 main().then(() => process.exit(0), fail)

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -169,16 +169,26 @@ def create_topics(bootstrap: str, topics: dict[str, int]) -> None:
 def produce(
     bootstrap: str,
     topic: str,
-    records: list[tuple[bytes | None, bytes | None]],
+    records: Sequence[tuple[bytes | None, bytes | None] | tuple[bytes | None, bytes | None, int]],
     partition: int | None = None,
 ) -> None:
+    """Produce ``(key, value)`` or ``(key, value, timestamp_ms)`` records and wait for acks."""
+
     async def go() -> None:
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
         await producer.start()
         try:
             futures = []
-            for key, value in records:
-                futures.append(await producer.send(topic, value, key=key, partition=partition))
+            for key, value, *ts in records:
+                futures.append(
+                    await producer.send(
+                        topic,
+                        value,
+                        key=key,
+                        partition=partition,
+                        timestamp_ms=ts[0] if ts else None,
+                    )
+                )
             await asyncio.gather(*futures)
         finally:
             await producer.stop()

@@ -7,14 +7,12 @@ fetches hand out stream records before the table is read.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
-from conftest import committed_to_end, create_topics, read_all, wait_for
+from conftest import committed_to_end, create_topics, produce, read_all, wait_for
 
 from core.errors import TopologyError
 from core.worker.config import WorkerConfig
@@ -37,19 +35,7 @@ N = 2000
 
 
 def _produce(bootstrap: str, topic: str, records: list[tuple[str, str, int]]) -> None:
-    async def go() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
-        await producer.start()
-        try:
-            futures = [
-                await producer.send(topic, v.encode(), key=k.encode(), timestamp_ms=ts)
-                for k, v, ts in records
-            ]
-            await asyncio.gather(*futures)
-        finally:
-            await producer.stop()
-
-    asyncio.run(go())
+    produce(bootstrap, topic, [(k.encode(), v.encode(), ts) for k, v, ts in records])
 
 
 @pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])

@@ -3,15 +3,13 @@ compared with what the TopologyTestDriver computes for the same input."""
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-from conftest import create_topics, read_all, wait_for
+from conftest import create_topics, produce, read_all, wait_for
 
 from flows import windows
 from flows.testing import TopologyTestDriver
@@ -39,19 +37,7 @@ click_stream.join(user_table, lambda c, u: f"{{u}}:{{c}}", name="enrich").to(enr
 
 
 def _produce(bootstrap: str, topic: str, records: list[tuple[str, str, int]]) -> None:
-    async def go() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
-        await producer.start()
-        try:
-            futures = [
-                await producer.send(topic, v.encode(), key=k.encode(), timestamp_ms=ts)
-                for k, v, ts in records
-            ]
-            await asyncio.gather(*futures)
-        finally:
-            await producer.stop()
-
-    asyncio.run(go())
+    produce(bootstrap, topic, [(k.encode(), v.encode(), ts) for k, v, ts in records])
 
 
 def _load(path: Path) -> Any:
